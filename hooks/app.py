@@ -1,0 +1,105 @@
+"""The Starlette application: `create_app(settings)`.
+
+The app owns a `Runtime` (database, clients, worker) for its lifetime; tests
+hand in one built with their own seams. Failures are mapped to the contract's
+JSON error body here, at one place; nothing below answers HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hooks import ops
+from hooks.errors import HookError, json_response
+from hooks.middleware import RequestIdMiddleware
+from hooks.website import website
+from resetrelay.runtime import Runtime
+from resetrelay.settings import Settings
+from storage.database import StorageError
+from storage.migrate import upgrade
+
+log = logging.getLogger("resetrelay.app")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _hook_error(request: Request, exc: Exception) -> Response:
+    return cast(HookError, exc).response()  # Starlette dispatches by type
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    exc = cast(HTTPException, exc)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return json_response(
+        exc.status_code, {"error": code, "message": str(exc.detail)}, headers=exc.headers
+    )
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    log.warning("storage unavailable", extra={"fields": {"error": type(exc).__name__}})
+    return json_response(
+        503,
+        {"error": "storage_unavailable", "message": "The service cannot store events right now."},
+        headers={"retry-after": "5"},
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return json_response(
+        500, {"error": "internal_error", "message": "Something went wrong on our side."}
+    )
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    owns_runtime = runtime is None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = runtime or Runtime.build(settings)
+        app.state.runtime = rt
+        if settings.auto_migrate:
+            await anyio.to_thread.run_sync(upgrade, settings.database_url)
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            if settings.inline_worker:
+                tg.start_soon(rt.worker.run, stop)
+            try:
+                yield
+            finally:
+                stop.set()
+        if owns_runtime:
+            await rt.aclose()
+
+    routes = [
+        Route("/hooks/website", website, methods=["POST"]),
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/readyz", ops.readyz, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/openapi.json", ops.openapi, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={
+            HookError: _hook_error,
+            HTTPException: _http_error,
+            StorageError: _storage_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    return app

@@ -1,0 +1,46 @@
+"""Reading request bodies with a hard size limit enforced while reading."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from hooks.errors import HookError
+
+
+def too_large(limit: int) -> HookError:
+    return HookError(
+        413, "payload_too_large", f"The request body is larger than {limit} bytes."
+    )
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The raw body, refusing anything over `limit` bytes without buffering it.
+
+    A declared Content-Length over the limit is refused before reading; a body
+    that lies about its length (or is chunked) is cut off as soon as it passes
+    the limit, so an attacker cannot make us hold more than `limit` bytes.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HookError(400, "invalid_payload", "Content-Length is not a number.")
+        if int(declared) > limit:
+            raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_json(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise HookError(
+            415, "unsupported_media_type", "Send the event as application/json."
+        )

@@ -1,0 +1,61 @@
+"""Errors answered to callers. Everything that goes wrong at the HTTP boundary is
+one of these; a single handler (hooks.app) turns them into the contract's body
+`{"error": code, "message": sentence, ...}`.
+
+HookError(status, code, message)
+ ├── 400 invalid_payload
+ ├── 401 invalid_signature / unauthorized
+ ├── 404 not_found        405 method_not_allowed
+ ├── 409 ticket_busy      410 ticket_invalid (+ reason)
+ ├── 413 payload_too_large
+ ├── 415 unsupported_media_type
+ ├── 422 unknown_event_type / password_rejected (+ rule)
+ └── 503 upstream_unavailable / storage_unavailable (+ Retry-After)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+
+class HookError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+    def response(self) -> Response:
+        return json_response(self.status, self.body(), headers=self.headers)
+
+
+def json_response(
+    status: int, body: dict[str, Any] | str, *, headers: dict[str, str] | None = None
+) -> Response:
+    content = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return Response(content, status, headers=headers, media_type="application/json")
+
+
+def invalid_payload(message: str) -> HookError:
+    return HookError(400, "invalid_payload", message)
+
+
+INVALID_SIGNATURE = HookError(
+    401, "invalid_signature", "The webhook signature is missing, invalid or too old."
+)

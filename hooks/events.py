@@ -1,0 +1,96 @@
+"""The website's event payloads, parsed and validated with pydantic.
+
+pydantic-core parses JSON and checks shape in one pass, with a recursion
+limit, so hostile bodies (deep nesting, wrong types, huge numbers) end as a
+`400 invalid_payload` whose message names the offending field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hooks.errors import HookError, invalid_payload
+
+REQUESTED: Final = "password_reset.requested"
+VERIFY: Final = "password_reset.verify"
+CONFIRM: Final = "password_reset.confirm"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class Envelope(_Model):
+    type: Annotated[str, Field(min_length=1, max_length=128)]
+    timestamp: Annotated[str, Field(max_length=64)] | None = None
+    data: dict[str, Any]
+
+
+class Requested(_Model):
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    locale: Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$")] | None = None
+    client_ip: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: Annotated[str, Field(max_length=1024)] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        # Shape only; whether it exists is Auth0's business, asked after we answer.
+        value = value.strip()
+        local, at, domain = value.rpartition("@")
+        if not at or not local or "." not in domain or any(c.isspace() or ord(c) < 32 for c in value):
+            raise ValueError("is not an email address")
+        # Auth0 stores database users' addresses lower-cased; lookups are case-sensitive.
+        return value.lower()
+
+    @field_validator("client_ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return str(ipaddress.ip_address(value.strip()))
+
+
+class Verify(_Model):
+    ticket: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class Confirm(_Model):
+    ticket: Annotated[str, Field(min_length=1, max_length=512)]
+    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+DATA_MODELS: Final[dict[str, type[_Model]]] = {
+    REQUESTED: Requested,
+    VERIFY: Verify,
+    CONFIRM: Confirm,
+}
+
+
+def _message(exc: ValidationError, prefix: str) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    if error["type"] == "json_invalid":
+        return "The body is not valid JSON."
+    if error["type"] == "model_type" and not error["loc"]:
+        return "The body must be a JSON object."
+    field = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+    detail = str(error["msg"]).removeprefix("Value error, ")
+    return f"{field or 'body'}: {detail}."
+
+
+def parse(body: bytes) -> tuple[str, _Model]:
+    """Return `(type, data)` or raise a HookError naming what is wrong."""
+    try:
+        envelope = Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_payload(_message(exc, "")) from None
+    model = DATA_MODELS.get(envelope.type)
+    if model is None:
+        raise HookError(422, "unknown_event_type", f"Event type {envelope.type[:64]!r} is not handled.")
+    try:
+        return envelope.type, model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise invalid_payload(_message(exc, "data")) from None

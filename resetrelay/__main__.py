@@ -1,0 +1,3 @@
+from resetrelay.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Prometheus metrics (SPEC §4 `/metrics`). One registry per app, so tests and
+several apps in one process never share counters."""
+
+from __future__ import annotations
+
+import re
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+_USER_SEGMENT = re.compile(r"/(users|user-blocks)/[^/]+")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "resetrelay_requests", "Inbound events by type and outcome", ["type", "outcome"],
+            registry=r,
+        )
+        self.tickets = Counter(
+            "resetrelay_tickets", "Tickets issued/used/expired/voided", ["event"], registry=r
+        )
+        self.mails = Counter(
+            "resetrelay_mails", "Outbox mails queued/sent/retried/dead/expired/voided",
+            ["event"], registry=r,
+        )
+        self.jobs = Counter(
+            "resetrelay_jobs", "Jobs run by kind and outcome", ["kind", "outcome"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "resetrelay_job_queue_depth", "Jobs queued or running", registry=r
+        )
+        self.queue_age = Gauge(
+            "resetrelay_job_queue_oldest_age_seconds", "Age of the oldest due job", registry=r
+        )
+        self.jobs_dead = Gauge("resetrelay_jobs_dead", "Jobs that ran out of attempts", registry=r)
+        self.auth0_calls = Counter(
+            "resetrelay_auth0_calls", "Auth0 calls by endpoint and status", ["endpoint", "status"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "resetrelay_rate_limit_hits", "Reset requests over a rate limit", ["scope"], registry=r
+        )
+        self.log_events = Counter(
+            "resetrelay_log_events", "Auth0 log events by type", ["type"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def endpoint_of(path: str) -> str:
+    """`/api/v2/users/auth0|1/sessions` -> `/api/v2/users/{id}/sessions` (bounded label values)."""
+    return _USER_SEGMENT.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Wraps the transport the Auth0 client uses and counts every answer by endpoint."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        endpoint = endpoint_of(request.url.path)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError:
+            self._metrics.auth0_calls.labels(endpoint, "error").inc()
+            raise
+        self._metrics.auth0_calls.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+

@@ -1,0 +1,104 @@
+"""Engine and transactions.
+
+SQLite: WAL journal, a busy timeout, and every transaction opened with
+`BEGIN IMMEDIATE`. pysqlite's default deferred BEGIN takes the write lock only
+at the first write, so two connections that both read first deadlock on lock
+upgrade (SQLITE_BUSY with no busy-handler retry); taking the lock up front
+turns that into an orderly wait. See SQLAlchemy's "Serializable isolation /
+Savepoints / Transactional DDL" notes for pysqlite and aiosqlite. Inside one
+process a single pooled connection serialises writers without busy-waiting.
+
+PostgreSQL: psycopg 3, async, a small pool with pre-ping.
+
+Driver failures that mean "the database is not answering" become
+`StorageUnavailable` here, so callers answer 503 instead of leaking a
+SQLAlchemy exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = ["Database", "StorageError", "StorageUnavailable"]
+
+
+class StorageError(Exception):
+    """Base of storage failures.
+
+    StorageError
+     └── StorageUnavailable   the database did not answer (connection, lock timeout)
+    """
+
+
+class StorageUnavailable(StorageError):
+    pass
+
+
+def _sqlite_setup(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to us (the "begin" hook below), then tune.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Owns the engine. `begin()` yields a connection inside one transaction."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
+        self.url = url
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            # One connection per process: writers queue on the pool (async-friendly)
+            # rather than spinning in SQLite's busy handler.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                          pool_timeout=10)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (PoolTimeout, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
+                raise
+            raise StorageUnavailable(type(exc).__name__) from exc
+
+    async def ping(self) -> bool:
+        try:
+            async with self.begin() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (StorageError, OSError):
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    # OperationalError/InterfaceError: connection refused or lost, database locked.
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)

@@ -1,0 +1,127 @@
+"""The tables. One class per table; the Alembic migrations must match these exactly
+(tests/storage/test_migrations.py compares them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+metadata = SQLModel.metadata
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class InboundEvent(SQLModel, table=True):
+    """A verified inbound event by its sender's id, with the answer it got.
+
+    Standard Webhooks senders retry with the same `webhook-id`; Auth0 log
+    streams deliver at least once with the same `log_id`. The primary key makes
+    the second delivery a no-op, and the stored answer is replayed.
+    """
+
+    __tablename__ = "inbound_events"
+
+    source: str = Field(sa_column=Column(String(16), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(255), primary_key=True))
+    event_type: str = Field(sa_column=Column(String(64), nullable=False))
+    status_code: int = Field(sa_column=Column(Integer, nullable=False))
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = _ts(index=True)
+
+
+class Job(SQLModel, table=True):
+    """A durable unit of work: queued -> running -> done | dead (retries go back to queued)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    kind: str = Field(sa_column=Column(String(64), nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False, default=0))
+    max_attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    run_after: datetime = _ts()
+    lease_until: datetime | None = _ts(nullable=True)
+    lease_token: str | None = Field(sa_column=Column(String(64), nullable=True))
+    last_error: str | None = Field(sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Ticket(SQLModel, table=True):
+    """A reset ticket. The database holds its id and a hash, never the ticket itself:
+    the ticket is an HMAC of the id under SECRET_KEY (resetrelay.tickets)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_user_state", "user_id", "state"),)
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    lookup_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    user_id: str = Field(sa_column=Column(String(255), nullable=False))
+    email: str = Field(sa_column=Column(String(320), nullable=False))
+    connection: str = Field(sa_column=Column(String(128), nullable=False))
+    locale: str = Field(sa_column=Column(String(16), nullable=False))
+    purpose: str = Field(sa_column=Column(String(16), nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False, default=0))
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    claimed_until: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    revoked_reason: str | None = Field(sa_column=Column(String(32), nullable=True))
+
+
+class RateCounter(SQLModel, table=True):
+    """Fixed-window counters; `key` is an HMAC of the address or IP, never the value."""
+
+    __tablename__ = "rate_counters"
+
+    key: str = Field(sa_column=Column(String(96), primary_key=True))
+    window_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    count: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class MailMessage(SQLModel, table=True):
+    """The outbox: queued -> sending -> sent | dead | expired.
+
+    A reset-style mail stores its ticket id, not the ticket: the link is derived
+    from SECRET_KEY when the mail is rendered for sending.
+    """
+
+    __tablename__ = "mail_messages"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    template: str = Field(sa_column=Column(String(32), nullable=False))
+    recipient: str = Field(sa_column=Column(String(320), nullable=False))
+    locale: str = Field(sa_column=Column(String(16), nullable=False))
+    context: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    ticket_id: str | None = Field(sa_column=Column(String(64), nullable=True, index=True))
+    message_id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False, default=0))
+    last_error: str | None = Field(sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class UsedToken(SQLModel, table=True):
+    """`jti` of accepted Auth0 Action JWTs, kept until they expire (replay store)."""
+
+    __tablename__ = "used_tokens"
+
+    jti: str = Field(sa_column=Column(String(255), primary_key=True))
+    expires_at: datetime = _ts(index=True)

@@ -1,0 +1,104 @@
+"""The mail outbox. A message row and the job that sends it are written in the
+caller's transaction, so a mail exists exactly when the state that caused it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage import jobs
+from storage.models import MailMessage
+from storage.sql import table
+
+_mail = table(MailMessage)
+
+QUEUED, SENDING, SENT, DEAD, EXPIRED = "queued", "sending", "sent", "dead", "expired"
+SEND_JOB = "mail.send"
+
+
+@dataclass(frozen=True)
+class MailRow:
+    id: int
+    template: str
+    recipient: str
+    locale: str
+    context: dict[str, Any]
+    ticket_id: str | None
+    message_id: str
+    status: str
+    attempts: int
+
+
+async def queue(
+    conn: AsyncConnection,
+    *,
+    template: str,
+    recipient: str,
+    locale: str,
+    context: dict[str, Any],
+    message_id: str,
+    now: datetime,
+    ticket_id: str | None = None,
+    max_attempts: int = 10,
+) -> int:
+    result = await conn.execute(
+        _mail.insert()
+        .values(
+            template=template,
+            recipient=recipient,
+            locale=locale,
+            context=context,
+            ticket_id=ticket_id,
+            message_id=message_id,
+            status=QUEUED,
+            attempts=0,
+            created_at=now,
+        )
+        .returning(_mail.c.id)
+    )
+    mail_id = int(result.scalar_one())
+    await jobs.enqueue(conn, SEND_JOB, {"mail_id": mail_id}, now=now, max_attempts=max_attempts)
+    return mail_id
+
+
+async def get(conn: AsyncConnection, mail_id: int) -> MailRow | None:
+    row = (await conn.execute(select(_mail).where(_mail.c.id == mail_id))).first()
+    if row is None:
+        return None
+    return MailRow(
+        id=row.id,
+        template=row.template,
+        recipient=row.recipient,
+        locale=row.locale,
+        context=dict(row.context),
+        ticket_id=row.ticket_id,
+        message_id=row.message_id,
+        status=row.status,
+        attempts=row.attempts,
+    )
+
+
+async def mark(
+    conn: AsyncConnection,
+    mail_id: int,
+    status: str,
+    *,
+    now: datetime,
+    error: str | None = None,
+    attempted: bool = False,
+) -> None:
+    values: dict[str, Any] = {"status": status, "last_error": error}
+    if attempted:
+        values["attempts"] = _mail.c.attempts + 1
+    if status == SENT:
+        values["sent_at"] = now
+    await conn.execute(update(_mail).where(_mail.c.id == mail_id).values(**values))
+
+
+async def counts(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(_mail.c.status, func.count()).group_by(_mail.c.status))
+    return {status: int(n) for status, n in rows.all()}

@@ -1,0 +1,189 @@
+"""Ticket rows: open -> claimed -> used, or revoked; expiry is by time, not by state.
+
+Every transition is a conditional UPDATE whose row count is checked (as in Ory
+Kratos' persistence): two confirms of one ticket cannot both claim it, on
+SQLite or PostgreSQL. A claim is a lease: if the process dies mid-confirm the
+claim lapses at `claimed_until` and the ticket is usable again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.models import Ticket
+from storage.sql import table
+
+_tickets = table(Ticket)
+
+OPEN, CLAIMED, USED, REVOKED = "open", "claimed", "used", "revoked"
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    id: str
+    lookup_hash: str
+    user_id: str
+    email: str
+    connection: str
+    locale: str
+    purpose: str
+    state: str
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    claimed_until: datetime | None
+
+    def status(self, now: datetime) -> str:
+        """`valid`, or why not: `expired`, `used`, `revoked`."""
+        if self.state == USED:
+            return "used"
+        if self.state == REVOKED:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "valid"
+
+    def busy(self, now: datetime) -> bool:
+        return self.state == CLAIMED and self.claimed_until is not None and self.claimed_until > now
+
+
+async def insert(
+    conn: AsyncConnection,
+    *,
+    ticket_id: str,
+    lookup_hash: str,
+    user_id: str,
+    email: str,
+    connection: str,
+    locale: str,
+    purpose: str,
+    now: datetime,
+    ttl: timedelta,
+) -> None:
+    """Store a new open ticket and void the user's older open ones (only the newest link works)."""
+    await void_for_user(conn, user_id, now=now, reason="superseded")
+    await conn.execute(
+        _tickets.insert().values(
+            id=ticket_id,
+            lookup_hash=lookup_hash,
+            user_id=user_id,
+            email=email,
+            connection=connection,
+            locale=locale,
+            purpose=purpose,
+            state=OPEN,
+            attempts=0,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+
+
+async def by_hash(conn: AsyncConnection, lookup_hash: str) -> TicketRow | None:
+    row = (await conn.execute(select(_tickets).where(_tickets.c.lookup_hash == lookup_hash))).first()
+    return None if row is None else _row(row)
+
+
+async def by_id(conn: AsyncConnection, ticket_id: str) -> TicketRow | None:
+    row = (await conn.execute(select(_tickets).where(_tickets.c.id == ticket_id))).first()
+    return None if row is None else _row(row)
+
+
+def _row(row: Any) -> TicketRow:
+    return TicketRow(
+        id=row.id,
+        lookup_hash=row.lookup_hash,
+        user_id=row.user_id,
+        email=row.email,
+        connection=row.connection,
+        locale=row.locale,
+        purpose=row.purpose,
+        state=row.state,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        claimed_until=row.claimed_until,
+    )
+
+
+def _usable(now: datetime) -> Any:
+    # Open, or claimed by a confirm whose lease ran out; and not expired.
+    return and_(
+        _tickets.c.expires_at > now,
+        or_(
+            _tickets.c.state == OPEN,
+            and_(_tickets.c.state == CLAIMED, _tickets.c.claimed_until <= now),
+        ),
+    )
+
+
+async def claim(conn: AsyncConnection, ticket_id: str, *, now: datetime, lease: timedelta) -> bool:
+    result = await conn.execute(
+        update(_tickets)
+        .where(_tickets.c.id == ticket_id, _usable(now))
+        .values(state=CLAIMED, claimed_until=now + lease)
+    )
+    return result.rowcount == 1
+
+
+async def release(
+    conn: AsyncConnection, ticket_id: str, *, count_attempt: bool, max_attempts: int
+) -> str:
+    """Give a claimed ticket back; a rejected password counts as an attempt, and the
+    `max_attempts`-th rejection revokes the ticket. Returns the new state."""
+    row = (
+        await conn.execute(
+            select(_tickets.c.attempts).where(
+                _tickets.c.id == ticket_id, _tickets.c.state == CLAIMED
+            )
+        )
+    ).first()
+    if row is None:
+        return "gone"
+    attempts = row.attempts + (1 if count_attempt else 0)
+    state, reason = (REVOKED, "too_many_attempts") if attempts >= max_attempts else (OPEN, None)
+    await conn.execute(
+        update(_tickets)
+        .where(_tickets.c.id == ticket_id, _tickets.c.state == CLAIMED)
+        .values(state=state, attempts=attempts, claimed_until=None, revoked_reason=reason)
+    )
+    return state
+
+
+async def mark_used(conn: AsyncConnection, ticket_id: str, *, now: datetime) -> bool:
+    result = await conn.execute(
+        update(_tickets)
+        .where(_tickets.c.id == ticket_id, _tickets.c.state == CLAIMED)
+        .values(state=USED, finished_at=now, claimed_until=None)
+    )
+    return result.rowcount == 1
+
+
+async def void_for_user(
+    conn: AsyncConnection,
+    user_id: str,
+    *,
+    now: datetime,
+    reason: str,
+    created_before: datetime | None = None,
+) -> int:
+    """Revoke the user's open tickets (and stale claims). `created_before` keeps tickets
+    issued after an event, so a late or replayed event cannot void a newer ticket."""
+    query = update(_tickets).where(
+        _tickets.c.user_id == user_id,
+        or_(
+            _tickets.c.state == OPEN,
+            and_(_tickets.c.state == CLAIMED, _tickets.c.claimed_until <= now),
+        ),
+    )
+    if created_before is not None:
+        query = query.where(_tickets.c.created_at < created_before)
+    result = await conn.execute(
+        query.values(state=REVOKED, finished_at=now, claimed_until=None, revoked_reason=reason)
+    )
+    return result.rowcount

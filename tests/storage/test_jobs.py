@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from storage import jobs
+from storage.database import Database
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.anyio
+LEASE = timedelta(seconds=30)
+
+
+async def enqueue(db: Database, clock: Clock, n: int = 1, **kw: object) -> list[int]:
+    async with db.begin() as conn:
+        return [await jobs.enqueue(conn, "k", {"n": i}, now=clock(), **kw) for i in range(n)]  # type: ignore[arg-type]
+
+
+async def claim(db: Database, clock: Clock, limit: int = 10) -> list[jobs.ClaimedJob]:
+    async with db.begin() as conn:
+        return await jobs.claim(conn, now=clock(), lease=LEASE, limit=limit)
+
+
+async def test_claim_leases_due_jobs_once(database: Database, clock: Clock) -> None:
+    ids = await enqueue(database, clock, 3)
+    first = await claim(database, clock)
+    assert [j.id for j in first] == ids
+    assert all(j.attempts == 1 for j in first)
+    assert await claim(database, clock) == []  # leased: nobody else gets them
+
+
+async def test_future_jobs_wait_for_run_after(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, delay=timedelta(seconds=60))
+    assert await claim(database, clock) == []
+    clock.advance(61)
+    assert len(await claim(database, clock)) == 1
+
+
+async def test_complete_is_final(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock)
+    (job,) = await claim(database, clock)
+    async with database.begin() as conn:
+        assert await jobs.complete(conn, job, now=clock())
+    clock.advance(3600)
+    assert await claim(database, clock) == []
+    async with database.begin() as conn:
+        stats = await jobs.stats(conn, now=clock())
+    assert stats.depth == 0
+
+
+async def test_retry_backs_off_then_runs_again(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock)
+    (job,) = await claim(database, clock)
+    async with database.begin() as conn:
+        assert await jobs.retry(conn, job, now=clock(), delay=timedelta(seconds=10), error="x")
+    assert await claim(database, clock) == []
+    clock.advance(10)
+    (again,) = await claim(database, clock)
+    assert again.id == job.id and again.attempts == 2
+
+
+async def test_bury_makes_it_dead(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, max_attempts=1)
+    (job,) = await claim(database, clock)
+    assert job.exhausted
+    async with database.begin() as conn:
+        assert await jobs.bury(conn, job, now=clock(), error="boom")
+        stats = await jobs.stats(conn, now=clock())
+    assert stats.dead == 1 and stats.depth == 0
+
+
+async def test_expired_lease_comes_back_and_old_owner_cannot_finish(
+    database: Database, clock: Clock
+) -> None:
+    await enqueue(database, clock)
+    (crashed,) = await claim(database, clock)  # this worker "crashes"
+    clock.advance(LEASE.total_seconds() + 1)
+    (taken_over,) = await claim(database, clock)
+    assert taken_over.id == crashed.id and taken_over.attempts == 2
+    async with database.begin() as conn:
+        # The first worker wakes up late: its lease token no longer owns the job.
+        assert not await jobs.complete(conn, crashed, now=clock())
+        assert await jobs.complete(conn, taken_over, now=clock())
+
+
+async def test_queue_stats_report_depth_and_age(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, 2)
+    clock.advance(42)
+    async with database.begin() as conn:
+        stats = await jobs.stats(conn, now=clock())
+    assert stats.depth == 2 and stats.oldest_age_seconds == pytest.approx(42)
+
+
+async def test_racing_workers_never_run_a_job_twice(database: Database, clock: Clock) -> None:
+    """Several claimers on separate connections drain 200 jobs: each job exactly once."""
+    await enqueue(database, clock, 200)
+    seen: list[int] = []
+    others = [Database(database.url) for _ in range(3)]
+
+    async def work(db: Database) -> None:
+        while True:
+            batch = await claim(db, clock, limit=7)
+            if not batch:
+                return
+            seen.extend(j.id for j in batch)
+            async with db.begin() as conn:
+                for j in batch:
+                    assert await jobs.complete(conn, j, now=clock())
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for db in [database, *others]:
+                tg.start_soon(work, db)
+    finally:
+        for db in others:
+            await db.dispose()
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 200
