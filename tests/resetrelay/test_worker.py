@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from resetrelay.worker import JobKind, JobRun, Permanent, Retry, Worker
+from storage import jobs
+from storage.database import Database
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+
+async def enqueue(db: Database, clock: Clock, kind: str, n: int = 1, **kw: object) -> None:
+    async with db.begin() as conn:
+        for i in range(n):
+            await jobs.enqueue(conn, kind, {"i": i}, now=clock(), **kw)  # type: ignore[arg-type]
+
+
+async def stats(db: Database, clock: Clock) -> jobs.QueueStats:
+    async with db.begin() as conn:
+        return await jobs.stats(conn, now=clock())
+
+
+def make_worker(db: Database, clock: Clock, **kinds: JobKind) -> Worker:
+    return Worker(db=db, kinds=kinds, now=clock, rng=random.Random(1), poll_interval=0.05)
+
+
+async def test_success_completes(database: Database, clock: Clock) -> None:
+    ran: list[int] = []
+
+    async def ok(run: JobRun) -> None:
+        ran.append(run.job.payload["i"])
+
+    await enqueue(database, clock, "ok", 3)
+    worker = make_worker(database, clock, ok=JobKind(ok))
+    assert await worker.drain() == 3
+    assert sorted(ran) == [0, 1, 2]
+    assert (await stats(database, clock)).depth == 0
+
+
+async def test_handler_can_complete_in_its_own_transaction(database: Database, clock: Clock) -> None:
+    async def writes(run: JobRun) -> None:
+        async with database.begin() as conn:
+            await jobs.enqueue(conn, "follow_up", {}, now=clock())
+            await run.complete(conn)
+
+    await enqueue(database, clock, "writes")
+    worker = make_worker(database, clock, writes=JobKind(writes), follow_up=JobKind(writes))
+    assert await worker.run_once() == 1
+    assert (await stats(database, clock)).depth == 1  # only the follow-up is left
+
+
+async def test_failures_back_off_then_die(database: Database, clock: Clock) -> None:
+    attempts: list[int] = []
+
+    async def flaky(run: JobRun) -> None:
+        attempts.append(run.job.attempts)
+        raise RuntimeError("upstream is down")
+
+    await enqueue(database, clock, "flaky", max_attempts=3)
+    worker = make_worker(database, clock, flaky=JobKind(flaky, backoff_initial=10))
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0  # backing off
+    clock.advance(10)  # first delay is 5..10 s (equal jitter)
+    assert await worker.run_once() == 1
+    clock.advance(20)
+    assert await worker.run_once() == 1
+    clock.advance(10_000)
+    assert await worker.run_once() == 0
+    assert attempts == [1, 2, 3]
+    assert (await stats(database, clock)).dead == 1
+
+
+async def test_retry_after_is_honoured(database: Database, clock: Clock) -> None:
+    async def limited(run: JobRun) -> None:
+        if run.job.attempts == 1:
+            raise Retry("429", after=30)
+
+    await enqueue(database, clock, "limited")
+    worker = make_worker(database, clock, limited=JobKind(limited))
+    await worker.run_once()
+    clock.advance(29)
+    assert await worker.run_once() == 0
+    clock.advance(1)
+    assert await worker.run_once() == 1
+    assert (await stats(database, clock)).depth == 0
+
+
+async def test_permanent_is_dead_at_once(database: Database, clock: Clock) -> None:
+    async def refused(run: JobRun) -> None:
+        raise Permanent("550 no such mailbox")
+
+    await enqueue(database, clock, "refused")
+    await make_worker(database, clock, refused=JobKind(refused)).run_once()
+    assert (await stats(database, clock)).dead == 1
+
+
+def test_backoff_grows_with_jitter_and_a_cap() -> None:
+    worker = Worker(db=None, kinds={}, now=Clock(), rng=random.Random(7))  # type: ignore[arg-type]
+    kind = JobKind(lambda run: None, backoff_initial=10, backoff_max=100)  # type: ignore[arg-type, return-value]
+    delays = [worker.backoff(kind, n) for n in range(1, 8)]
+    for n, delay in enumerate(delays, start=1):
+        ceiling = min(100, 10 * 2 ** (n - 1))
+        assert ceiling / 2 <= delay <= ceiling
+
+
+async def test_crashed_worker_job_comes_back_after_lease(database: Database, clock: Clock) -> None:
+    ran: list[int] = []
+
+    async def ok(run: JobRun) -> None:
+        ran.append(run.job.attempts)
+
+    await enqueue(database, clock, "ok")
+    worker = make_worker(database, clock, ok=JobKind(ok))
+    crashed = await worker.claim(1)  # claimed, then the process "dies"
+    assert len(crashed) == 1 and await worker.run_once() == 0
+    clock.advance(worker.lease.total_seconds() + 1)
+    assert await worker.run_once() == 1
+    assert ran == [2]
+
+
+async def test_run_stops_promptly_and_cancels_stragglers(database: Database, clock: Clock) -> None:
+    finished: list[str] = []
+
+    async def slow(run: JobRun) -> None:
+        await anyio.sleep(60)
+        finished.append("slow")
+
+    async def fast(run: JobRun) -> None:
+        finished.append("fast")
+
+    await enqueue(database, clock, "fast", 3)
+    await enqueue(database, clock, "slow")
+    worker = make_worker(database, clock, fast=JobKind(fast), slow=JobKind(slow))
+    stop = anyio.Event()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: worker.run(stop, grace=0.5))
+            while finished.count("fast") < 3:
+                await anyio.sleep(0.01)
+            stop.set()
+    assert "slow" not in finished  # cancelled after the grace period; its lease will lapse
+    s = await stats(database, clock)
+    assert s.depth == 1  # the slow job is still running (leased), not lost
+
+
+async def test_two_workers_race_without_running_a_job_twice(
+    database: Database, clock: Clock
+) -> None:
+    ran: list[int] = []
+
+    async def ok(run: JobRun) -> None:
+        await anyio.sleep(0)
+        ran.append(run.job.id)
+
+    await enqueue(database, clock, "ok", 60)
+    other_db = Database(database.url)
+    try:
+        w1 = make_worker(database, clock, ok=JobKind(ok))
+        w2 = make_worker(other_db, clock, ok=JobKind(ok))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(w1.drain)
+            tg.start_soon(w2.drain)
+    finally:
+        await other_db.dispose()
+    assert len(ran) == 60 and len(set(ran)) == 60
+
+
+async def test_lease_expiry_hands_over(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, "x")
+    worker = make_worker(database, clock, x=JobKind(lambda run: anyio.sleep(0)))
+    worker.lease = timedelta(seconds=5)
+    await worker.claim(1)
+    clock.advance(6)
+    assert await worker.run_once() == 1
