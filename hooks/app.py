@@ -21,6 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hooks import ops
+from hooks.actions import actions
+from hooks.auth0 import log_stream
 from hooks.errors import HookError, json_response
 from hooks.middleware import RequestIdMiddleware
 from hooks.website import website
@@ -84,6 +86,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
 
     routes = [
         Route("/hooks/website", website, methods=["POST"]),
+        Route("/hooks/auth0", log_stream, methods=["POST"]),
+        Route("/hooks/auth0/actions", actions, methods=["POST"]),
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/readyz", ops.readyz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),

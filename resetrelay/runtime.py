@@ -20,12 +20,13 @@ from identity.client import Auth0Client
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay.flow import ResetFlow
+from resetrelay.logevents import LogEvents
 from resetrelay.metrics import CountingTransport, Metrics
 from resetrelay.settings import Settings
 from resetrelay.tasks import Tasks
 from resetrelay.tickets import TicketCodec
 from resetrelay.worker import Worker
-from storage import inbound, jobs, ratelimits
+from storage import inbound, jobs, ratelimits, tokens
 from storage.database import Database, StorageError
 
 log = logging.getLogger("resetrelay.runtime")
@@ -47,6 +48,7 @@ class Runtime:
     http: httpx.AsyncClient
     flow: ResetFlow
     tasks: Tasks
+    log_events: LogEvents
     worker: Worker
     now: Callable[[], datetime]
     _last_prune: float = field(default=0.0)
@@ -96,9 +98,10 @@ class Runtime:
                         poll_interval=worker_poll_interval)
         flow = ResetFlow(settings, db, codec, auth0, metrics, now, wake_worker=worker.wake)
         tasks = Tasks(settings, db, codec, auth0, mailer, renderer, http, metrics, now)
-        worker.kinds = tasks.kinds()
+        log_events = LogEvents(settings, db, codec, auth0, metrics, now, wake_worker=worker.wake)
+        worker.kinds = {**tasks.kinds(), **log_events.kinds()}
         runtime = cls(settings, db, metrics, codec, auth0, mailer, renderer, http, flow, tasks,
-                      worker, now)
+                      log_events, worker, now)
         worker.on_idle = runtime.maintain
         return runtime
 
@@ -113,6 +116,7 @@ class Runtime:
                 # Standard Webhooks senders retry for about a day and a half.
                 await inbound.prune(conn, older_than=now - timedelta(days=3))
                 await ratelimits.prune(conn, now=now, keep=timedelta(days=2))
+                await tokens.prune(conn, now=now)
         except StorageError:
             log.warning("maintenance skipped: database unavailable")
 

@@ -42,7 +42,7 @@ from storage.database import Database
 log = logging.getLogger("resetrelay.tasks")
 
 
-def _retry_for(exc: IdentityError) -> Retry:
+def retry_for(exc: IdentityError) -> Retry:
     """Auth0 trouble becomes a later attempt: at the time Auth0 names for 429s."""
     if isinstance(exc, RateLimited):
         return Retry("auth0 rate limited", after=max(1.0, exc.retry_after))
@@ -119,7 +119,7 @@ class Tasks:
         try:
             user = await self.auth0.find_database_user(email)
         except IdentityError as exc:
-            raise _retry_for(exc) from exc
+            raise retry_for(exc) from exc
         if user is None:
             # Unknown or social-only: nothing to send. (Auth0 resets social users at
             # their provider.) The website's answer was the same 202 either way.
@@ -213,7 +213,7 @@ class Tasks:
         except NotAvailable as exc:
             log.info("%s not available on this plan", what, extra={"fields": {"status": exc.status}})
         except IdentityError as exc:
-            raise _retry_for(exc) from exc
+            raise retry_for(exc) from exc
 
     async def unblock(self, run: JobRun) -> None:
         await self._auth0_call("unblock", self.auth0.unblock(run.job.payload["user_id"]))
@@ -229,7 +229,7 @@ class Tasks:
         except UserNotFound:
             return
         except IdentityError as exc:
-            raise _retry_for(exc) from exc
+            raise retry_for(exc) from exc
         log.info("sessions revoked", extra={"fields": {"outcome": outcome}})
 
     async def confirm_guard(self, run: JobRun) -> None:
@@ -250,7 +250,7 @@ class Tasks:
                 await tickets.release(conn, row.id, count_attempt=False, max_attempts=1)
             return
         except IdentityError as exc:
-            raise _retry_for(exc) from exc
+            raise retry_for(exc) from exc
         async with self.db.begin() as conn:
             if user.last_password_reset is not None and user.last_password_reset >= claimed_at:
                 if await cleanup.after_reset(conn, self.settings, row, now=now, via_link=True):

@@ -63,3 +63,28 @@ async def record(
 async def prune(conn: AsyncConnection, *, older_than: datetime) -> int:
     result = await conn.execute(delete(_events).where(_events.c.received_at < older_than))
     return result.rowcount
+
+
+async def record_many(
+    conn: AsyncConnection,
+    *,
+    source: str,
+    events: list[tuple[str, str]],
+    now: datetime,
+) -> set[str]:
+    """Store `(event_id, event_type)` pairs in one statement; returns the ids that were
+    new. Concurrent deliveries of one batch cannot both claim an id (ON CONFLICT)."""
+    if not events:
+        return set()
+    statement = (
+        upsert(conn, _events)
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(_events.c.event_id)
+    )
+    rows = [
+        {"source": source, "event_id": event_id, "event_type": event_type,
+         "status_code": 200, "answer": "", "received_at": now}
+        for event_id, event_type in events
+    ]
+    result = await conn.execute(statement, rows)
+    return {row.event_id for row in result}

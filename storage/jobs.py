@@ -188,3 +188,24 @@ async def update_payload(conn: AsyncConnection, job: ClaimedJob, payload: dict[s
     """Record progress inside a running job (e.g. "rate limit already counted")."""
     result = await conn.execute(update(_jobs).where(_owned(job)).values(payload=payload))
     return result.rowcount == 1
+
+
+async def enqueue_many(
+    conn: AsyncConnection,
+    kind: str,
+    payloads: list[dict[str, Any]],
+    *,
+    now: datetime,
+    max_attempts: int = 8,
+) -> None:
+    if not payloads:
+        return
+    await conn.execute(
+        _jobs.insert(),
+        [
+            {"kind": kind, "payload": payload, "status": QUEUED, "attempts": 0,
+             "max_attempts": max_attempts, "run_after": now, "created_at": now,
+             "updated_at": now}
+            for payload in payloads
+        ],
+    )

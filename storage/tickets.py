@@ -187,3 +187,21 @@ async def void_for_user(
         query.values(state=REVOKED, finished_at=now, claimed_until=None, revoked_reason=reason)
     )
     return result.rowcount
+
+
+async def issued_since(
+    conn: AsyncConnection, user_id: str, *, purpose: str, since: datetime
+) -> bool:
+    """Whether the user got a ticket of this purpose since `since` (mail flood guard)."""
+    row = (
+        await conn.execute(
+            select(_tickets.c.id)
+            .where(
+                _tickets.c.user_id == user_id,
+                _tickets.c.purpose == purpose,
+                _tickets.c.created_at >= since,
+            )
+            .limit(1)
+        )
+    ).first()
+    return row is not None

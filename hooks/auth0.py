@@ -1,0 +1,57 @@
+"""`POST /hooks/auth0`: Auth0's custom-webhook log stream (SPEC §4).
+
+Auth0 signs nothing here: it sends the Authorization value configured on the
+stream, exactly as typed. Actionable events are stored (deduped by `log_id`,
+one job each) before the 200; the rest are only counted. Auth0 delivers at
+least once and out of order, so duplicates are dropped here and stale events
+are judged by their `date` in the job.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hooks.bodies import read_limited
+from hooks.errors import HookError, json_response
+from hooks.logstream import parse
+
+if TYPE_CHECKING:
+    from resetrelay.runtime import Runtime
+
+log = logging.getLogger("resetrelay.hooks.auth0")
+
+MAX_BODY = 5 * 1024 * 1024
+NOT_CONFIGURED = HookError(404, "not_found", "Not Found")
+UNAUTHORIZED = HookError(401, "unauthorized", "The Authorization header is missing or wrong.")
+
+
+def authorized(presented: str, configured: str) -> bool:
+    """Constant-time comparison with the configured value; `Bearer <token>` is accepted
+    too when the configured value has no scheme. Both comparisons always run, so
+    timing does not reveal which form was close."""
+    exact = hmac.compare_digest(presented.encode(), configured.encode())
+    bearer = " " not in configured and hmac.compare_digest(
+        presented.encode(), f"Bearer {configured}".encode()
+    )
+    return exact or bearer
+
+
+async def log_stream(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.auth0_log_stream_token.reveal()
+    if not token:
+        raise NOT_CONFIGURED  # unset: the route does not exist for callers
+    if not authorized(request.headers.get("authorization", ""), token):
+        raise UNAUTHORIZED
+    body = await read_limited(request, MAX_BODY)
+    parsed = parse(body)
+    summary = await runtime.log_events.store(parsed.items)
+    summary["malformed"] = parsed.malformed
+    if parsed.malformed:
+        log.info("log stream items skipped", extra={"fields": {"malformed": parsed.malformed}})
+    return json_response(200, summary)
