@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+
+from hooks.auth0 import authorized
+from hooks.logstream import parse
+
+
+def item(log_id: str, kind: str = "scp", **data: object) -> dict[str, object]:
+    return {"log_id": log_id, "data": {"type": kind, "user_id": "auth0|1", **data}}
+
+
+def test_json_lines() -> None:
+    body = "\n".join(json.dumps(item(str(i))) for i in range(3)).encode() + b"\n"
+    parsed = parse(body)
+    assert [i.log_id for i in parsed.items] == ["0", "1", "2"] and parsed.malformed == 0
+
+
+def test_json_array() -> None:
+    parsed = parse(json.dumps([item("a"), item("b", "pwd_leak")]).encode())
+    assert [(i.log_id, i.type) for i in parsed.items] == [("a", "scp"), ("b", "pwd_leak")]
+
+
+def test_single_object_and_wrapped_array() -> None:
+    assert [i.log_id for i in parse(json.dumps(item("one")).encode()).items] == ["one"]
+    wrapped = json.dumps({"logs": [item("x"), item("y")]}).encode()
+    assert [i.log_id for i in parse(wrapped).items] == ["x", "y"]
+
+
+def test_log_id_may_sit_inside_data() -> None:
+    parsed = parse(json.dumps({"data": {"type": "scp", "log_id": "inner"}}).encode())
+    assert parsed.items[0].log_id == "inner"
+
+
+def test_malformed_lines_are_counted_and_skipped() -> None:
+    lines = [
+        json.dumps(item("good1")),
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps({"log_id": "no-data"}),
+        json.dumps({"log_id": "bad-type", "data": {"type": 5}}),
+        json.dumps({"log_id": 7, "data": {"type": "scp"}}),
+        "\xff\xfe",
+        "",
+        json.dumps(item("good2")),
+    ]
+    parsed = parse("\n".join(lines).encode("utf-8", "surrogateescape"))
+    assert [i.log_id for i in parsed.items] == ["good1", "good2"]
+    assert parsed.malformed == 7  # [1, 2] counts as two non-object items
+
+
+def test_hostile_bodies_never_raise() -> None:
+    for body in (b"", b"[" * 100_000, b"null", b"123", b'"x"', b"\x00" * 1000, b"{}" * 5000):
+        parse(body)
+
+
+def test_authorization_exact_or_bearer() -> None:
+    assert authorized("s3cret", "s3cret")
+    assert authorized("Bearer s3cret", "s3cret")
+    assert not authorized("Bearer s3cret", "Bearer other")
+    assert authorized("Bearer abc", "Bearer abc")
+    assert not authorized("", "s3cret")
+    assert not authorized("s3cre", "s3cret")
+    assert not authorized("Basic s3cret", "s3cret")
