@@ -22,9 +22,7 @@ import httpx
 from hooks.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
-UVICORN_KWARGS = (
-    "log_config=None, access_log=False, proxy_headers=False, server_header=False"
-)
+UVICORN_KWARGS = "log_config=None, access_log=False, proxy_headers=False, server_header=False"
 
 
 def free_port() -> int:
@@ -47,8 +45,11 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 @contextmanager
 def server(args: list[str], env: Mapping[str, str], probe: str) -> Iterator[None]:
     process = subprocess.Popen(
-        args, env={**os.environ, **env}, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        args,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_until_up(probe)
@@ -82,14 +83,29 @@ def signed_request_lines(secret: str, emails: list[str], count: int) -> str:
     now = int(time.time())
     lines = []
     for i in range(count):
-        body = json.dumps({
-            "type": "password_reset.requested",
-            "timestamp": "2026-11-28T10:00:00Z",
-            "data": {"email": emails[i % len(emails)], "locale": "en", "client_ip": "192.0.2.7"},
-        }, separators=(",", ":"))
+        body = json.dumps(
+            {
+                "type": "password_reset.requested",
+                "timestamp": "2026-11-28T10:00:00Z",
+                "data": {
+                    "email": emails[i % len(emails)],
+                    "locale": "en",
+                    "client_ip": "192.0.2.7",
+                },
+            },
+            separators=(",", ":"),
+        )
         headers = sign(key, f"msg_{uuid.uuid4().hex}", now, body.encode())
-        lines.append("\t".join((headers["webhook-id"], headers["webhook-timestamp"],
-                                headers["webhook-signature"], body)))
+        lines.append(
+            "\t".join(
+                (
+                    headers["webhook-id"],
+                    headers["webhook-timestamp"],
+                    headers["webhook-signature"],
+                    body,
+                )
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,14 +123,28 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, requests_file: Path, *, seconds: int, connections: int,
-        threads: int = 1) -> WrkResult:
+def wrk(
+    url: str, requests_file: Path, *, seconds: int, connections: int, threads: int = 1
+) -> WrkResult:
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is needed (apt-get install wrk)")
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "-s", str(ROOT / "bench" / "signed.lua"), url, "--", str(requests_file), str(threads)],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "signed.lua"),
+            url,
+            "--",
+            str(requests_file),
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -122,6 +152,9 @@ def wrk(url: str, requests_file: Path, *, seconds: int, connections: int,
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
-        rate, p50, p99, int(non_2xx.group(1)) if non_2xx else 0,
+        rate,
+        p50,
+        p99,
+        int(non_2xx.group(1)) if non_2xx else 0,
         sum(int(g) for g in errors.groups()) if errors else 0,
     )

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bench.harness import (
     free_port,
-    signed_request_lines,
     server,
+    signed_request_lines,
     uvicorn_server,
     wrk,
 )
@@ -59,30 +59,38 @@ def bench_requested(seconds: int, connections: int, rounds: int) -> float:
         subject_rates: list[float] = []
         for round_ in range(1, rounds + 1):
             port = free_port()
-            with server(uvicorn_server("bench.echo_app:app", port, env), env,
-                        f"http://127.0.0.1:{port}/"):
+            with server(
+                uvicorn_server("bench.echo_app:app", port, env), env, f"http://127.0.0.1:{port}/"
+            ):
                 url = f"http://127.0.0.1:{port}"
                 wrk(url, requests_file, seconds=2, connections=connections)  # warm-up
                 base = wrk(url, requests_file, seconds=seconds, connections=connections)
             port = free_port()
             (tmp / "bench.db").unlink(missing_ok=True)
-            with server(["resetrelay", "serve"], {**env, "PORT": str(port), "HOST": "127.0.0.1"},
-                        f"http://127.0.0.1:{port}/healthz"):
+            with server(
+                ["resetrelay", "serve"],
+                {**env, "PORT": str(port), "HOST": "127.0.0.1"},
+                f"http://127.0.0.1:{port}/healthz",
+            ):
                 url = f"http://127.0.0.1:{port}"
                 wrk(url, requests_file, seconds=2, connections=connections)
                 subject = wrk(url, requests_file, seconds=seconds, connections=connections)
             base_rates.append(base.requests_per_second)
             subject_rates.append(subject.requests_per_second)
-            print(f"round {round_}: echo {base.requests_per_second:8.0f} req/s "
-                  f"(p50 {base.latency_p50_ms:.2f} ms, p99 {base.latency_p99_ms:.2f} ms) | "
-                  f"resetrelay {subject.requests_per_second:8.0f} req/s "
-                  f"(p50 {subject.latency_p50_ms:.2f} ms, p99 {subject.latency_p99_ms:.2f} ms, "
-                  f"non-2xx {subject.non_2xx}, socket errors {subject.errors})")
+            print(
+                f"round {round_}: echo {base.requests_per_second:8.0f} req/s "
+                f"(p50 {base.latency_p50_ms:.2f} ms, p99 {base.latency_p99_ms:.2f} ms) | "
+                f"resetrelay {subject.requests_per_second:8.0f} req/s "
+                f"(p50 {subject.latency_p50_ms:.2f} ms, p99 {subject.latency_p99_ms:.2f} ms, "
+                f"non-2xx {subject.non_2xx}, socket errors {subject.errors})"
+            )
             if subject.non_2xx or subject.errors:
                 raise SystemExit("bench: resetrelay answered errors; the rate is not comparable")
     ratio = statistics.median(subject_rates) / statistics.median(base_rates)
-    print(f"requested: median {statistics.median(subject_rates):.0f} req/s vs echo "
-          f"{statistics.median(base_rates):.0f} req/s -> ratio {ratio:.2f} (bar >= 0.60)")
+    print(
+        f"requested: median {statistics.median(subject_rates):.0f} req/s vs echo "
+        f"{statistics.median(base_rates):.0f} req/s -> ratio {ratio:.2f} (bar >= 0.60)"
+    )
     return ratio
 
 

@@ -41,7 +41,10 @@ async def actions(request: Request) -> Response:
         raise UNAUTHORIZED
     try:
         claims = verify(
-            token.strip(), body, secret=secret, issuer=f"https://{settings.auth0_domain}/",
+            token.strip(),
+            body,
+            secret=secret,
+            issuer=f"https://{settings.auth0_domain}/",
             now=runtime.now().timestamp(),
         )
     except InvalidActionToken as exc:
@@ -61,8 +64,10 @@ async def actions(request: Request) -> Response:
         raise invalid_payload("user.user_id: Field required.")
     issued_at = datetime.fromtimestamp(claims.iat, tz=UTC)
     voided = await runtime.log_events.password_changed(
-        jti=claims.jti, expires_at=datetime.fromtimestamp(claims.exp, tz=UTC),
-        user_id=user_id, changed_before=issued_at,
+        jti=claims.jti,
+        expires_at=datetime.fromtimestamp(claims.exp, tz=UTC),
+        user_id=user_id,
+        changed_before=issued_at,
     )
     if voided is None:
         log.info("action token replayed")

@@ -51,8 +51,13 @@ def verify(token: str, body: bytes, *, secret: str, issuer: str, now: float) -> 
             algorithms=["HS256"],
             audience=AUDIENCE,
             issuer=issuer,
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                     "require_aud": True, "require_iss": True},
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require_aud": True,
+                "require_iss": True,
+            },
         )
     except JOSEError as exc:
         raise InvalidActionToken(f"jose: {type(exc).__name__}") from None

@@ -25,6 +25,7 @@ from hooks.actions import actions
 from hooks.auth0 import log_stream
 from hooks.errors import HookError, json_response
 from hooks.middleware import RequestIdMiddleware
+from hooks.preview import preview_mail
 from hooks.website import website
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
@@ -93,6 +94,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/openapi.json", ops.openapi, methods=["GET"]),
     ]
+    if settings.dev_mode:
+        routes.append(Route("/preview/mail/{template}", preview_mail, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],

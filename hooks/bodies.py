@@ -8,9 +8,7 @@ from hooks.errors import HookError
 
 
 def too_large(limit: int) -> HookError:
-    return HookError(
-        413, "payload_too_large", f"The request body is larger than {limit} bytes."
-    )
+    return HookError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -41,6 +39,4 @@ def require_json(request: Request) -> None:
     if media_type != "application/json" and not (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
-        raise HookError(
-            415, "unsupported_media_type", "Send the event as application/json."
-        )
+        raise HookError(415, "unsupported_media_type", "Send the event as application/json.")

@@ -31,7 +31,10 @@ class Envelope(_Model):
 
 class Requested(_Model):
     email: Annotated[str, Field(min_length=3, max_length=254)]
-    locale: Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$")] | None = None
+    locale: (
+        Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$")]
+        | None
+    ) = None
     client_ip: Annotated[str, Field(max_length=64)] | None = None
     user_agent: Annotated[str, Field(max_length=1024)] | None = None
 
@@ -41,7 +44,12 @@ class Requested(_Model):
         # Shape only; whether it exists is Auth0's business, asked after we answer.
         value = value.strip()
         local, at, domain = value.rpartition("@")
-        if not at or not local or "." not in domain or any(c.isspace() or ord(c) < 32 for c in value):
+        if (
+            not at
+            or not local
+            or "." not in domain
+            or any(c.isspace() or ord(c) < 32 for c in value)
+        ):
             raise ValueError("is not an email address")
         # Auth0 stores database users' addresses lower-cased; lookups are case-sensitive.
         return value.lower()
@@ -89,7 +97,9 @@ def parse(body: bytes) -> tuple[str, _Model]:
         raise invalid_payload(_message(exc, "")) from None
     model = DATA_MODELS.get(envelope.type)
     if model is None:
-        raise HookError(422, "unknown_event_type", f"Event type {envelope.type[:64]!r} is not handled.")
+        raise HookError(
+            422, "unknown_event_type", f"Event type {envelope.type[:64]!r} is not handled."
+        )
     try:
         return envelope.type, model.model_validate(envelope.data)
     except ValidationError as exc:

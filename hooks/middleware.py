@@ -41,7 +41,15 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             # The path only: query strings may carry tickets (the reset page's link).
-            log.info("request", extra={"fields": {
-                "method": scope["method"], "path": scope["path"], "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 2)}})
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                },
+            )
             request_id.reset(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,16 +26,16 @@ async def readyz(request: Request) -> Response:
         return JSONResponse({"status": "ready"})
     return JSONResponse(
         {"error": "storage_unavailable", "message": "The database is not answering."},
-        status_code=503, headers={"retry-after": "5"},
+        status_code=503,
+        headers={"retry-after": "5"},
     )
 
 
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    try:
+    # Counters are still worth serving when the database is down; gauges keep their value.
+    with contextlib.suppress(StorageError):
         await runtime.refresh_gauges()
-    except StorageError:
-        pass  # counters are still worth serving; the gauges keep their last value
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -27,8 +27,9 @@ MAX_BODY = 64 * 1024
 
 
 def _respond(answer: Answer) -> Response:
-    return Response(answer.body, answer.status, headers=answer.headers,
-                    media_type="application/json")
+    return Response(
+        answer.body, answer.status, headers=answer.headers, media_type="application/json"
+    )
 
 
 async def website(request: Request) -> Response:
@@ -40,8 +41,11 @@ async def website(request: Request) -> Response:
         body = await read_limited(request, MAX_BODY)
         try:
             event_id, _ = verify(
-                request.headers, body, keys=settings.webhook_secrets,
-                now=runtime.now().timestamp(), tolerance=settings.webhook_tolerance_seconds,
+                request.headers,
+                body,
+                keys=settings.webhook_secrets,
+                now=runtime.now().timestamp(),
+                tolerance=settings.webhook_tolerance_seconds,
             )
         except InvalidSignature as exc:
             log.info("signature rejected", extra={"fields": {"reason": exc.reason}})

@@ -54,8 +54,10 @@ async def after_reset(
         await jobs.enqueue(
             conn,
             WEBSITE_EVENT_JOB,
-            {"type": "password_reset.completed",
-             "data": {"user_id": row.user_id, "email": row.email, "at": now.isoformat()}},
+            {
+                "type": "password_reset.completed",
+                "data": {"user_id": row.user_id, "email": row.email, "at": now.isoformat()},
+            },
             now=now,
             max_attempts=15,
         )

@@ -97,14 +97,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     text = args.secret or os.environ.get("WEBHOOK_SECRET", "").split(" ")[0]
     if not text:
-        print("resetrelay: WEBHOOK_SECRET is required but not set (or pass --secret)",
-              file=sys.stderr)
+        print(
+            "resetrelay: WEBHOOK_SECRET is required but not set (or pass --secret)", file=sys.stderr
+        )
         return 2
     body_text = text.removeprefix("whsec_")
     key = base64.b64decode(body_text + "=" * (-len(body_text) % 4))
     body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    headers = sign(key, args.id or f"msg_{uuid.uuid4().hex}", args.timestamp or int(time.time()),
-                   body)
+    headers = sign(
+        key, args.id or f"msg_{uuid.uuid4().hex}", args.timestamp or int(time.time()), body
+    )
     for name, value in headers.items():
         print(f"-H '{name}: {value}'" if args.curl else f"{name}: {value}")
     return 0
@@ -133,8 +135,12 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     settings = _settings(demo=True)
     renderer = MailRenderer(
-        Brand(settings.brand_name, settings.brand_logo_url, settings.brand_color,
-              settings.support_email),
+        Brand(
+            settings.brand_name,
+            settings.brand_logo_url,
+            settings.brand_color,
+            settings.support_email,
+        ),
         default_locale=settings.default_locale,
         templates_dir=settings.mail_templates_dir or None,
     )
@@ -163,13 +169,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8001)
     s.add_argument("--users", help="users JSON file (default: demo users)")
-    s.add_argument("--rate-limit", type=float, default=None,
-                   help="Management API requests per second (e.g. 2 for the Free plan)")
+    s.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="Management API requests per second (e.g. 2 for the Free plan)",
+    )
     s.set_defaults(func=cmd_emulate_auth0)
     s = sub.add_parser("send-test-mail", help="render and send one branded mail")
     s.add_argument("--to", required=True)
-    s.add_argument("--template", default="reset",
-                   choices=["reset", "changed", "breached", "blocked"])
+    s.add_argument(
+        "--template", default="reset", choices=["reset", "changed", "breached", "blocked"]
+    )
     s.add_argument("--locale", default=None)
     s.set_defaults(func=cmd_send_test_mail)
     s = sub.add_parser("preview", help="write every mail as .eml and .html")

@@ -29,6 +29,7 @@ from identity.errors import (
     UpstreamUnavailable,
     UserNotFound,
 )
+
 from resetrelay.cleanup import after_reset
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
@@ -101,8 +102,13 @@ class ResetFlow:
         payload = {"email": email, "locale": locale, "client_ip": client_ip}
         async with self.db.begin() as conn:
             fresh = await inbound.record(
-                conn, source=SOURCE, event_id=event_id, event_type="password_reset.requested",
-                status_code=ACCEPTED.status, answer=ACCEPTED.body, now=now,
+                conn,
+                source=SOURCE,
+                event_id=event_id,
+                event_type="password_reset.requested",
+                status_code=ACCEPTED.status,
+                answer=ACCEPTED.body,
+                now=now,
             )
             if fresh:
                 await jobs.enqueue(conn, REQUESTED_JOB, payload, now=now, max_attempts=20)
@@ -123,8 +129,13 @@ class ResetFlow:
             return answer
         async with self.db.begin() as conn:
             fresh = await inbound.record(
-                conn, source=SOURCE, event_id=event_id, event_type=event_type,
-                status_code=answer.status, answer=answer.body, now=self.now(),
+                conn,
+                source=SOURCE,
+                event_id=event_id,
+                event_type=event_type,
+                status_code=answer.status,
+                answer=answer.body,
+                now=self.now(),
             )
             if not fresh:  # a concurrent delivery of the same id won the race
                 stored = await inbound.find(conn, SOURCE, event_id)
@@ -153,12 +164,17 @@ class ResetFlow:
                 self.metrics.tickets.labels("expired").inc()
             answer = Answer(200, _json({"valid": False, "reason": status}))
         else:
-            answer = Answer(200, _json({
-                "valid": True,
-                "expires_at": row.expires_at.isoformat().replace("+00:00", "Z"),
-                "email": mask_email(row.email),
-                "locale": row.locale,
-            }))
+            answer = Answer(
+                200,
+                _json(
+                    {
+                        "valid": True,
+                        "expires_at": row.expires_at.isoformat().replace("+00:00", "Z"),
+                        "email": mask_email(row.email),
+                        "locale": row.locale,
+                    }
+                ),
+            )
         return await self._record(event_id, "password_reset.verify", answer)
 
     async def confirm(self, event_id: str, value: str, password: str) -> Answer:
@@ -178,17 +194,27 @@ class ResetFlow:
                 # If we die between Auth0's answer and our commit, this job settles
                 # the ticket from Auth0's `last_password_reset` once the claim lapses.
                 await jobs.enqueue(
-                    conn, GUARD_JOB, {"ticket_id": row.id, "claimed_at": now.isoformat()},
-                    now=now, delay=CLAIM_LEASE + timedelta(seconds=5),
+                    conn,
+                    GUARD_JOB,
+                    {"ticket_id": row.id, "claimed_at": now.isoformat()},
+                    now=now,
+                    delay=CLAIM_LEASE + timedelta(seconds=5),
                 )
             else:
                 current = await tickets.by_id(conn, row.id)
         if not claimed:
             if current is not None and current.busy(now):
-                return Answer(409, _json({
-                    "error": "ticket_busy",
-                    "message": "This reset is already being completed. Try again in a moment.",
-                }), final=False)
+                return Answer(
+                    409,
+                    _json(
+                        {
+                            "error": "ticket_busy",
+                            "message": "This reset is already being completed. "
+                            "Try again in a moment.",
+                        }
+                    ),
+                    final=False,
+                )
             reason = current.status(now) if current else "unknown"
             return ticket_invalid("unknown" if reason == "valid" else reason)
         try:
@@ -214,13 +240,18 @@ class ResetFlow:
             retry_after = 5.0
             if isinstance(exc, RateLimited | UpstreamUnavailable) and exc.retry_after:
                 retry_after = exc.retry_after
-            log.warning("auth0 unavailable during confirm", extra={"fields": {
-                "error": type(exc).__name__}})
+            log.warning(
+                "auth0 unavailable during confirm", extra={"fields": {"error": type(exc).__name__}}
+            )
             return Answer(
                 503,
-                _json({"error": "upstream_unavailable",
-                       "message": "The account service is unavailable; the link still works. "
-                                  "Try again shortly."}),
+                _json(
+                    {
+                        "error": "upstream_unavailable",
+                        "message": "The account service is unavailable; the link still works. "
+                        "Try again shortly.",
+                    }
+                ),
                 {"retry-after": str(max(1, round(retry_after)))},
                 final=False,
             )
@@ -228,6 +259,8 @@ class ResetFlow:
             await after_reset(conn, self.settings, row, now=self.now(), via_link=True)
         self.metrics.tickets.labels("used").inc()
         self.wake_worker()
-        log.info("password reset completed", extra={"fields": {
-            "user": mask_email(row.email), "purpose": row.purpose}})
+        log.info(
+            "password reset completed",
+            extra={"fields": {"user": mask_email(row.email), "purpose": row.purpose}},
+        )
         return Answer(200, _json({"status": "completed"}))

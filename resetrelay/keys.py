@@ -12,9 +12,7 @@ import hmac
 
 
 def derive(secret_key: str, purpose: str) -> bytes:
-    return hmac.new(
-        secret_key.encode(), b"resetrelay/" + purpose.encode(), hashlib.sha256
-    ).digest()
+    return hmac.new(secret_key.encode(), b"resetrelay/" + purpose.encode(), hashlib.sha256).digest()
 
 
 def keyed_digest(key: bytes, value: str) -> str:

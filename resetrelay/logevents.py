@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from identity.client import Auth0Client, Auth0User
 from identity.errors import IdentityError, UserNotFound
+
 from resetrelay import tasks
 from resetrelay.issuing import issue
 from resetrelay.logs import mask_email
@@ -70,8 +71,9 @@ class LogEvents:
         actionable: dict[str, Any] = {}
         ignored = 0
         for item in items:
-            self.metrics.log_events.labels(item.type if item.type in ISSUE or item.type in VOID
-                                           else "other").inc()
+            self.metrics.log_events.labels(
+                item.type if item.type in ISSUE or item.type in VOID else "other"
+            ).inc()
             if item.type in ISSUE or item.type in VOID:
                 actionable.setdefault(item.log_id, item)  # duplicates within the batch
             else:
@@ -81,12 +83,15 @@ class LogEvents:
             now = self.now()
             async with self.db.begin() as conn:
                 new_ids = await inbound.record_many(
-                    conn, source=SOURCE,
-                    events=[(i.log_id, i.type) for i in actionable.values()], now=now,
+                    conn,
+                    source=SOURCE,
+                    events=[(i.log_id, i.type) for i in actionable.values()],
+                    now=now,
                 )
                 payloads = [
                     {k: item.data.get(k) for k in _KEEP if k in item.data} | {"log_id": log_id}
-                    for log_id, item in actionable.items() if log_id in new_ids
+                    for log_id, item in actionable.items()
+                    if log_id in new_ids
                 ]
                 await jobs.enqueue_many(conn, JOB, payloads, now=now, max_attempts=20)
             stored = len(payloads)
@@ -155,13 +160,21 @@ class LogEvents:
             if await tickets.issued_since(
                 conn, user.user_id, purpose=purpose, since=now - ONE_MAIL_PER[purpose]
             ):
-                log.info("log event mail already sent recently", extra={"fields": {
-                    "type": kind, "user": mask_email(user.email)}})
+                log.info(
+                    "log event mail already sent recently",
+                    extra={"fields": {"type": kind, "user": mask_email(user.email)}},
+                )
                 return
             await issue(
-                conn, self.settings, self.codec, user_id=user.user_id, email=user.email,
+                conn,
+                self.settings,
+                self.codec,
+                user_id=user.user_id,
+                email=user.email,
                 connection=user.connection or self.settings.auth0_connection,
-                locale=user.locale or self.settings.default_locale, purpose=purpose, now=now,
+                locale=user.locale or self.settings.default_locale,
+                purpose=purpose,
+                now=now,
             )
             await run.complete(conn)
         self.metrics.tickets.labels("issued").inc()
@@ -176,7 +189,10 @@ class LogEvents:
             if not await tokens.spend(conn, jti, expires_at=expires_at):
                 return None
             voided = await tickets.void_for_user(
-                conn, user_id, now=self.now(), reason="password_changed",
+                conn,
+                user_id,
+                now=self.now(),
+                reason="password_changed",
                 created_before=changed_before,
             )
         if voided:

@@ -4,6 +4,7 @@ several apps in one process never share counters."""
 from __future__ import annotations
 
 import re
+
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -15,28 +16,32 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "resetrelay_requests", "Inbound events by type and outcome", ["type", "outcome"],
+            "resetrelay_requests",
+            "Inbound events by type and outcome",
+            ["type", "outcome"],
             registry=r,
         )
         self.tickets = Counter(
             "resetrelay_tickets", "Tickets issued/used/expired/voided", ["event"], registry=r
         )
         self.mails = Counter(
-            "resetrelay_mails", "Outbox mails queued/sent/retried/dead/expired/voided",
-            ["event"], registry=r,
+            "resetrelay_mails",
+            "Outbox mails queued/sent/retried/dead/expired/voided",
+            ["event"],
+            registry=r,
         )
         self.jobs = Counter(
             "resetrelay_jobs", "Jobs run by kind and outcome", ["kind", "outcome"], registry=r
         )
-        self.queue_depth = Gauge(
-            "resetrelay_job_queue_depth", "Jobs queued or running", registry=r
-        )
+        self.queue_depth = Gauge("resetrelay_job_queue_depth", "Jobs queued or running", registry=r)
         self.queue_age = Gauge(
             "resetrelay_job_queue_oldest_age_seconds", "Age of the oldest due job", registry=r
         )
         self.jobs_dead = Gauge("resetrelay_jobs_dead", "Jobs that ran out of attempts", registry=r)
         self.auth0_calls = Counter(
-            "resetrelay_auth0_calls", "Auth0 calls by endpoint and status", ["endpoint", "status"],
+            "resetrelay_auth0_calls",
+            "Auth0 calls by endpoint and status",
+            ["endpoint", "status"],
             registry=r,
         )
         self.rate_limited = Counter(
@@ -74,4 +79,3 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-

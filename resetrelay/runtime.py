@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
-
 from identity.client import Auth0Client
+
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay.flow import ResetFlow
@@ -94,14 +94,28 @@ class Runtime:
         http = httpx.AsyncClient(
             transport=http_transport, timeout=httpx.Timeout(10.0), follow_redirects=False
         )
-        worker = Worker(db=db, kinds={}, now=now, metrics=metrics,
-                        poll_interval=worker_poll_interval)
+        worker = Worker(
+            db=db, kinds={}, now=now, metrics=metrics, poll_interval=worker_poll_interval
+        )
         flow = ResetFlow(settings, db, codec, auth0, metrics, now, wake_worker=worker.wake)
         tasks = Tasks(settings, db, codec, auth0, mailer, renderer, http, metrics, now)
         log_events = LogEvents(settings, db, codec, auth0, metrics, now, wake_worker=worker.wake)
         worker.kinds = {**tasks.kinds(), **log_events.kinds()}
-        runtime = cls(settings, db, metrics, codec, auth0, mailer, renderer, http, flow, tasks,
-                      log_events, worker, now)
+        runtime = cls(
+            settings,
+            db,
+            metrics,
+            codec,
+            auth0,
+            mailer,
+            renderer,
+            http,
+            flow,
+            tasks,
+            log_events,
+            worker,
+            now,
+        )
         worker.on_idle = runtime.maintain
         return runtime
 

@@ -179,7 +179,9 @@ class Settings:
         if parts.scheme not in ("https", "http") or not parts.netloc or "{ticket}" not in reset_url:
             raise SettingsError("RESET_URL must be an http(s) URL containing {ticket}")
         auth0_domain = required("AUTH0_DOMAIN", unless_demo=True)
-        auth0_base_url = get("AUTH0_BASE_URL") or (f"https://{auth0_domain}" if auth0_domain else "")
+        auth0_base_url = get("AUTH0_BASE_URL") or (
+            f"https://{auth0_domain}" if auth0_domain else ""
+        )
         if auth0_base_url and urlsplit(auth0_base_url).scheme not in ("https", "http"):
             raise SettingsError("AUTH0_BASE_URL must be an http(s) URL")
         smtp_url = required("SMTP_URL", unless_demo=True)

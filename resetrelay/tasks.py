@@ -15,8 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-
-from hooks.signature import sign
 from identity.client import Auth0Client
 from identity.errors import (
     Auth0Error,
@@ -26,8 +24,12 @@ from identity.errors import (
     UpstreamUnavailable,
     UserNotFound,
 )
-from mail.render import MailRenderer, build_message
-from mail.smtp import PermanentMailError, SmtpMailer, TransientMailError
+
+from hooks.signature import sign
+from mail.errors import PermanentMailError, TransientMailError
+from mail.message import build_message
+from mail.render import MailRenderer
+from mail.smtp import SmtpMailer
 from resetrelay import cleanup, flow
 from resetrelay.issuing import issue, reset_link
 from resetrelay.keys import derive, keyed_digest
@@ -92,16 +94,22 @@ class Tasks:
         s = self.settings
         async with self.db.begin() as conn:
             key = "email:" + keyed_digest(self._rate_key, payload["email"])
-            over = await ratelimits.hit(
-                conn, key, now=now, window_seconds=s.rate_limit_per_email.window_seconds
-            ) > s.rate_limit_per_email.count
+            over = (
+                await ratelimits.hit(
+                    conn, key, now=now, window_seconds=s.rate_limit_per_email.window_seconds
+                )
+                > s.rate_limit_per_email.count
+            )
             if over:
                 self.metrics.rate_limited.labels("email").inc()
             if payload.get("client_ip"):
                 key = "ip:" + keyed_digest(self._rate_key, payload["client_ip"])
-                ip_over = await ratelimits.hit(
-                    conn, key, now=now, window_seconds=s.rate_limit_per_ip.window_seconds
-                ) > s.rate_limit_per_ip.count
+                ip_over = (
+                    await ratelimits.hit(
+                        conn, key, now=now, window_seconds=s.rate_limit_per_ip.window_seconds
+                    )
+                    > s.rate_limit_per_ip.count
+                )
                 if ip_over:
                     self.metrics.rate_limited.labels("ip").inc()
                 over = over or ip_over
@@ -128,9 +136,15 @@ class Tasks:
         locale = payload.get("locale") or user.locale or self.settings.default_locale
         async with self.db.begin() as conn:
             await issue(
-                conn, self.settings, self.codec, user_id=user.user_id, email=user.email or email,
+                conn,
+                self.settings,
+                self.codec,
+                user_id=user.user_id,
+                email=user.email or email,
                 connection=user.connection or self.settings.auth0_connection,
-                locale=locale, purpose="reset", now=self.now(),
+                locale=locale,
+                purpose="reset",
+                now=self.now(),
             )
             await run.complete(conn)
         self.metrics.tickets.labels("issued").inc()
@@ -160,20 +174,32 @@ class Tasks:
                 return
             # The link exists only here, in memory, derived from SECRET_KEY.
             context["link"] = reset_link(self.settings, self.codec.value_for(ticket.id))
-            context["expires_minutes"] = max(1, int((ticket.expires_at - now).total_seconds() // 60))
+            context["expires_minutes"] = max(
+                1, int((ticket.expires_at - now).total_seconds() // 60)
+            )
         context.setdefault("email", row.recipient)
-        rendered = self.renderer.render(row.template, row.locale, context)
-        message = build_message(
-            rendered, to=row.recipient, sender=self.settings.mail_from, message_id=row.message_id
-        )
+        if isinstance(context.get("changed_at"), str):
+            context["changed_at"] = datetime.fromisoformat(context["changed_at"])
         try:
+            rendered = self.renderer.render(row.template, row.locale, context)
+            message = build_message(
+                rendered,
+                to=row.recipient,
+                sender=self.settings.mail_from,
+                message_id=row.message_id,
+                reply_to=self.settings.support_email or None,
+            )
             await self.mailer.send(message)
         except TransientMailError as exc:
             last = run.job.exhausted
             async with self.db.begin() as conn:
                 await outbox.mark(
-                    conn, mail_id, outbox.DEAD if last else outbox.QUEUED, now=now,
-                    error=str(exc), attempted=True,
+                    conn,
+                    mail_id,
+                    outbox.DEAD if last else outbox.QUEUED,
+                    now=now,
+                    error=str(exc),
+                    attempted=True,
                 )
             if last:
                 await self._mail_dead(row, str(exc))
@@ -182,25 +208,39 @@ class Tasks:
             raise Retry(f"smtp: {exc}") from exc
         except PermanentMailError as exc:
             async with self.db.begin() as conn:
-                await outbox.mark(conn, mail_id, outbox.DEAD, now=now, error=str(exc), attempted=True)
+                await outbox.mark(
+                    conn, mail_id, outbox.DEAD, now=now, error=str(exc), attempted=True
+                )
             await self._mail_dead(row, str(exc))
             raise Permanent(f"smtp refused: {exc}") from exc
         async with self.db.begin() as conn:
             await outbox.mark(conn, mail_id, outbox.SENT, now=self.now(), attempted=True)
             await run.complete(conn)
         self.metrics.mails.labels("sent").inc()
-        log.info("mail sent", extra={"fields": {
-            "template": row.template, "user": mask_email(row.recipient), "mail_id": mail_id}})
+        log.info(
+            "mail sent",
+            extra={
+                "fields": {
+                    "template": row.template,
+                    "user": mask_email(row.recipient),
+                    "mail_id": mail_id,
+                }
+            },
+        )
 
     async def _mail_dead(self, row: outbox.MailRow, reason: str) -> None:
         self.metrics.mails.labels("dead").inc()
         if self.settings.website_events_url:
             async with self.db.begin() as conn:
                 await jobs.enqueue(
-                    conn, cleanup.WEBSITE_EVENT_JOB,
-                    {"type": "password_reset.mail_failed",
-                     "data": {"email": row.recipient, "reason": reason[:200]}},
-                    now=self.now(), max_attempts=15,
+                    conn,
+                    cleanup.WEBSITE_EVENT_JOB,
+                    {
+                        "type": "password_reset.mail_failed",
+                        "data": {"email": row.recipient, "reason": reason[:200]},
+                    },
+                    now=self.now(),
+                    max_attempts=15,
                 )
 
     # -- after a reset --------------------------------------------------------------
@@ -211,7 +251,9 @@ class Tasks:
         except UserNotFound:
             log.info("user gone before %s", what)
         except NotAvailable as exc:
-            log.info("%s not available on this plan", what, extra={"fields": {"status": exc.status}})
+            log.info(
+                "%s not available on this plan", what, extra={"fields": {"status": exc.status}}
+            )
         except IdentityError as exc:
             raise retry_for(exc) from exc
 
@@ -242,7 +284,9 @@ class Tasks:
         if row is None or row.state != tickets.CLAIMED:
             return  # the confirm finished one way or the other
         if row.busy(now) and row.claimed_until is not None:
-            raise Retry("confirm still in flight", after=(row.claimed_until - now).total_seconds() + 1)
+            raise Retry(
+                "confirm still in flight", after=(row.claimed_until - now).total_seconds() + 1
+            )
         try:
             user = await self.auth0.get_user(row.user_id)
         except UserNotFound:
@@ -265,14 +309,20 @@ class Tasks:
         url = self.settings.website_events_url
         if not url:
             return
-        body = json.dumps({
-            "type": run.job.payload["type"],
-            "timestamp": self.now().isoformat(),
-            "data": run.job.payload["data"],
-        }, separators=(",", ":")).encode()
+        body = json.dumps(
+            {
+                "type": run.job.payload["type"],
+                "timestamp": self.now().isoformat(),
+                "data": run.job.payload["data"],
+            },
+            separators=(",", ":"),
+        ).encode()
         # The job id makes the webhook-id stable across retries, so the website dedupes.
         headers = sign(
-            self.settings.webhook_secrets[0], f"msg_rr_{run.job.id}", int(self.now().timestamp()), body
+            self.settings.webhook_secrets[0],
+            f"msg_rr_{run.job.id}",
+            int(self.now().timestamp()),
+            body,
         )
         headers["content-type"] = "application/json"
         try:
@@ -281,4 +331,3 @@ class Tasks:
             raise Retry(f"website unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 300:
             raise Retry(f"website answered {response.status_code}")
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mail.message import build_message
 from mail.preview import sample_context
-from mail.render import Brand, MailRenderer, build_message
+from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay.cleanup import new_message_id
 from resetrelay.settings import Settings
@@ -11,8 +12,12 @@ from resetrelay.settings import Settings
 
 async def send_test_mail(settings: Settings, to: str, template: str, locale: str | None) -> None:
     renderer = MailRenderer(
-        Brand(settings.brand_name, settings.brand_logo_url, settings.brand_color,
-              settings.support_email),
+        Brand(
+            settings.brand_name,
+            settings.brand_logo_url,
+            settings.brand_color,
+            settings.support_email,
+        ),
         default_locale=settings.default_locale,
         templates_dir=settings.mail_templates_dir or None,
     )

@@ -31,14 +31,14 @@ from storage.database import Database, StorageError
 log = logging.getLogger("resetrelay.worker")
 
 
-class Retry(Exception):  # noqa: N818 - a signal, not an error
+class Retry(Exception):
     def __init__(self, reason: str, *, after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.after = after
 
 
-class Permanent(Exception):  # noqa: N818
+class Permanent(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -140,7 +140,11 @@ class Worker:
         self.metrics.jobs.labels(job.kind, "done").inc()
 
     async def _retry(
-        self, job: jobs.ClaimedJob, kind: JobKind, reason: str, after: float | None,
+        self,
+        job: jobs.ClaimedJob,
+        kind: JobKind,
+        reason: str,
+        after: float | None,
         fields: dict[str, object],
     ) -> None:
         if job.exhausted:
@@ -148,7 +152,9 @@ class Worker:
             return
         delay = after if after is not None else self.backoff(kind, job.attempts)
         async with self.db.begin() as conn:
-            await jobs.retry(conn, job, now=self.now(), delay=timedelta(seconds=delay), error=reason)
+            await jobs.retry(
+                conn, job, now=self.now(), delay=timedelta(seconds=delay), error=reason
+            )
         self.metrics.jobs.labels(job.kind, "retried").inc()
         log.warning("job retried", extra={"fields": {**fields, "reason": reason, "delay": delay}})
 
@@ -182,8 +188,8 @@ class Worker:
             # No new claims from here; running jobs get `grace` seconds, then are
             # cancelled and their leases lapse.
             with anyio.move_on_after(grace):
-                while slots.value < self.concurrency:
-                    await anyio.sleep(0.05)
+                for _ in range(self.concurrency):
+                    await slots.acquire()  # each finished job frees one slot
             tg.cancel_scope.cancel()
 
     async def _execute_slot(self, job: jobs.ClaimedJob, slots: anyio.Semaphore) -> None:

@@ -22,7 +22,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = ["Database", "StorageError", "StorageUnavailable"]
@@ -69,8 +70,9 @@ class Database:
             # rather than spinning in SQLite's busy handler.
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                          pool_timeout=10)
+            kwargs.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)

@@ -82,8 +82,14 @@ async def record_many(
         .returning(_events.c.event_id)
     )
     rows = [
-        {"source": source, "event_id": event_id, "event_type": event_type,
-         "status_code": 200, "answer": "", "received_at": now}
+        {
+            "source": source,
+            "event_id": event_id,
+            "event_type": event_type,
+            "status_code": 200,
+            "answer": "",
+            "received_at": now,
+        }
         for event_id, event_type in events
     ]
     result = await conn.execute(statement, rows)

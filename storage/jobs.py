@@ -176,9 +176,7 @@ async def stats(conn: AsyncConnection, *, now: datetime) -> QueueStats:
             )
         )
     ).one()
-    dead = (
-        await conn.execute(select(func.count()).where(_jobs.c.status == DEAD))
-    ).scalar_one()
+    dead = (await conn.execute(select(func.count()).where(_jobs.c.status == DEAD))).scalar_one()
     oldest: datetime | None = row[1]
     age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return QueueStats(depth=int(row[0]), oldest_age_seconds=age, dead=int(dead))
@@ -203,9 +201,16 @@ async def enqueue_many(
     await conn.execute(
         _jobs.insert(),
         [
-            {"kind": kind, "payload": payload, "status": QUEUED, "attempts": 0,
-             "max_attempts": max_attempts, "run_after": now, "created_at": now,
-             "updated_at": now}
+            {
+                "kind": kind,
+                "payload": payload,
+                "status": QUEUED,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "run_after": now,
+                "created_at": now,
+                "updated_at": now,
+            }
             for payload in payloads
         ],
     )

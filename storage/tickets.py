@@ -85,7 +85,9 @@ async def insert(
 
 
 async def by_hash(conn: AsyncConnection, lookup_hash: str) -> TicketRow | None:
-    row = (await conn.execute(select(_tickets).where(_tickets.c.lookup_hash == lookup_hash))).first()
+    row = (
+        await conn.execute(select(_tickets).where(_tickets.c.lookup_hash == lookup_hash))
+    ).first()
     return None if row is None else _row(row)
 
 

@@ -19,7 +19,11 @@ NOW = 1_800_000_000
 
 def claims(**overrides: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "iss": ISSUER, "aud": "resetrelay", "iat": NOW, "exp": NOW + 60, "jti": "j1",
+        "iss": ISSUER,
+        "aud": "resetrelay",
+        "iat": NOW,
+        "exp": NOW + 60,
+        "jti": "j1",
         "body_sha256": hashlib.sha256(BODY).hexdigest(),
     }
     base.update(overrides)
@@ -82,8 +86,9 @@ def test_alg_none_is_rejected() -> None:
 
 def test_rs256_tokens_are_rejected() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(InvalidActionToken, match="HS256"):
         check(jwt.encode(claims(), pem.decode(), algorithm="RS256"))
 
@@ -92,12 +97,15 @@ def test_hs256_signed_with_a_public_key_string_is_just_a_wrong_secret() -> None:
     # The classic confusion attack signs HS256 with the server's public key; we have no
     # public key, and any key but the shared secret fails the signature.
     public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
-    pem = public.public_bytes(serialization.Encoding.PEM,
-                              serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
     import hmac as _hmac
 
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     payload = _b64(json.dumps(claims()).encode())
-    signature = _b64(_hmac.new(pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    signature = _b64(
+        _hmac.new(pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    )
     with pytest.raises(InvalidActionToken):
         check(f"{header}.{payload}.{signature}")

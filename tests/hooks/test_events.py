@@ -55,7 +55,8 @@ def test_verify_and_confirm() -> None:
 def test_bad_payloads_name_the_field(raw: bytes, message: str) -> None:
     with pytest.raises(HookError) as info:
         parse(raw)
-    assert info.value.status == 400 and info.value.code == "invalid_payload"
+    assert info.value.status == 400
+    assert info.value.code == "invalid_payload"
     assert message in info.value.message
 
 

@@ -13,7 +13,8 @@ def item(log_id: str, kind: str = "scp", **data: object) -> dict[str, object]:
 def test_json_lines() -> None:
     body = "\n".join(json.dumps(item(str(i))) for i in range(3)).encode() + b"\n"
     parsed = parse(body)
-    assert [i.log_id for i in parsed.items] == ["0", "1", "2"] and parsed.malformed == 0
+    assert [i.log_id for i in parsed.items] == ["0", "1", "2"]
+    assert parsed.malformed == 0
 
 
 def test_json_array() -> None:

@@ -15,8 +15,13 @@ BODY = b'{"type":"password_reset.requested","data":{"email":"a@b.co"}}'
 NOW = 1_800_000_000
 
 
-def check(headers: dict[str, str], body: bytes = BODY, *, keys: tuple[bytes, ...] = (KEY,),
-          now: float = NOW) -> tuple[str, int]:
+def check(
+    headers: dict[str, str],
+    body: bytes = BODY,
+    *,
+    keys: tuple[bytes, ...] = (KEY,),
+    now: float = NOW,
+) -> tuple[str, int]:
     return verify(headers, body, keys=keys, now=now, tolerance=300)
 
 

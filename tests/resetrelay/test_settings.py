@@ -11,8 +11,10 @@ from tests.conftest import SECRET_KEY, WEBHOOK_SECRET, make_env
 
 def test_defaults_from_a_minimal_environment() -> None:
     s = Settings.from_env(make_env())
-    assert s.port == 8000 and s.host == "127.0.0.1"
-    assert s.webhook_tolerance_seconds == 300 and s.ticket_ttl_seconds == 3600
+    assert s.port == 8000
+    assert s.host == "127.0.0.1"
+    assert s.webhook_tolerance_seconds == 300
+    assert s.ticket_ttl_seconds == 3600
     assert s.rate_limit_per_email == RateLimit(3, 3600)
     assert s.rate_limit_per_ip == RateLimit(20, 3600)
     assert s.auth0_base_url == "https://acme.eu.auth0.com"
@@ -64,7 +66,9 @@ def test_malformed_values_are_named(name: str, value: str, match: str) -> None:
 
 
 def test_rotation_reads_every_secret() -> None:
-    s = Settings.from_env(make_env(WEBHOOK_SECRET=f"{WEBHOOK_SECRET} whsec_c2VjcmV0LXR3by1zZWNyZXQtdHdv"))
+    s = Settings.from_env(
+        make_env(WEBHOOK_SECRET=f"{WEBHOOK_SECRET} whsec_c2VjcmV0LXR3by1zZWNyZXQtdHdv")
+    )
     assert len(s.webhook_secrets) == 2
 
 
@@ -83,7 +87,8 @@ def test_database_urls_map_to_our_drivers(url: str, expected: str) -> None:
 def test_secrets_hide_from_repr() -> None:
     s = Settings.from_env(make_env(AUTH0_CLIENT_SECRET="m2m-very-secret"))
     text = repr(s)
-    assert SECRET_KEY not in text and "m2m-very-secret" not in text
+    assert SECRET_KEY not in text
+    assert "m2m-very-secret" not in text
     assert WEBHOOK_SECRET.removeprefix("whsec_") not in text
     assert str(Secret("x")) == "Secret('**********')"
 
@@ -92,7 +97,10 @@ def test_cli_exits_2_with_one_line_naming_the_variable() -> None:
     env = make_env()
     del env["WEBHOOK_SECRET"]
     result = subprocess.run(
-        [sys.executable, "-m", "resetrelay", "migrate"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "resetrelay", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode == 2

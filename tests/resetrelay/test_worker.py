@@ -42,7 +42,9 @@ async def test_success_completes(database: Database, clock: Clock) -> None:
     assert (await stats(database, clock)).depth == 0
 
 
-async def test_handler_can_complete_in_its_own_transaction(database: Database, clock: Clock) -> None:
+async def test_handler_can_complete_in_its_own_transaction(
+    database: Database, clock: Clock
+) -> None:
     async def writes(run: JobRun) -> None:
         async with database.begin() as conn:
             await jobs.enqueue(conn, "follow_up", {}, now=clock())
@@ -117,7 +119,8 @@ async def test_crashed_worker_job_comes_back_after_lease(database: Database, clo
     await enqueue(database, clock, "ok")
     worker = make_worker(database, clock, ok=JobKind(ok))
     crashed = await worker.claim(1)  # claimed, then the process "dies"
-    assert len(crashed) == 1 and await worker.run_once() == 0
+    assert len(crashed) == 1
+    assert await worker.run_once() == 0
     clock.advance(worker.lease.total_seconds() + 1)
     assert await worker.run_once() == 1
     assert ran == [2]
@@ -167,7 +170,8 @@ async def test_two_workers_race_without_running_a_job_twice(
             tg.start_soon(w2.drain)
     finally:
         await other_db.dispose()
-    assert len(ran) == 60 and len(set(ran)) == 60
+    assert len(ran) == 60
+    assert len(set(ran)) == 60
 
 
 async def test_lease_expiry_hands_over(database: Database, clock: Clock) -> None:

@@ -58,7 +58,8 @@ async def test_retry_backs_off_then_runs_again(database: Database, clock: Clock)
     assert await claim(database, clock) == []
     clock.advance(10)
     (again,) = await claim(database, clock)
-    assert again.id == job.id and again.attempts == 2
+    assert again.id == job.id
+    assert again.attempts == 2
 
 
 async def test_bury_makes_it_dead(database: Database, clock: Clock) -> None:
@@ -68,7 +69,8 @@ async def test_bury_makes_it_dead(database: Database, clock: Clock) -> None:
     async with database.begin() as conn:
         assert await jobs.bury(conn, job, now=clock(), error="boom")
         stats = await jobs.stats(conn, now=clock())
-    assert stats.dead == 1 and stats.depth == 0
+    assert stats.dead == 1
+    assert stats.depth == 0
 
 
 async def test_expired_lease_comes_back_and_old_owner_cannot_finish(
@@ -78,7 +80,8 @@ async def test_expired_lease_comes_back_and_old_owner_cannot_finish(
     (crashed,) = await claim(database, clock)  # this worker "crashes"
     clock.advance(LEASE.total_seconds() + 1)
     (taken_over,) = await claim(database, clock)
-    assert taken_over.id == crashed.id and taken_over.attempts == 2
+    assert taken_over.id == crashed.id
+    assert taken_over.attempts == 2
     async with database.begin() as conn:
         # The first worker wakes up late: its lease token no longer owns the job.
         assert not await jobs.complete(conn, crashed, now=clock())
@@ -90,7 +93,8 @@ async def test_queue_stats_report_depth_and_age(database: Database, clock: Clock
     clock.advance(42)
     async with database.begin() as conn:
         stats = await jobs.stats(conn, now=clock())
-    assert stats.depth == 2 and stats.oldest_age_seconds == pytest.approx(42)
+    assert stats.depth == 2
+    assert stats.oldest_age_seconds == pytest.approx(42)
 
 
 async def test_racing_workers_never_run_a_job_twice(database: Database, clock: Clock) -> None:
@@ -116,4 +120,5 @@ async def test_racing_workers_never_run_a_job_twice(database: Database, clock: C
     finally:
         for db in others:
             await db.dispose()
-    assert sorted(seen) == sorted(set(seen)) and len(seen) == 200
+    assert sorted(seen) == sorted(set(seen))
+    assert len(seen) == 200

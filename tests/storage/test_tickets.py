@@ -17,9 +17,16 @@ TTL = timedelta(hours=1)
 async def new(db: Database, clock: Clock, ticket_id: str = "t1", user: str = "auth0|1") -> None:
     async with db.begin() as conn:
         await tickets.insert(
-            conn, ticket_id=ticket_id, lookup_hash="h-" + ticket_id, user_id=user,
-            email="jane@example.com", connection="db", locale="en", purpose="reset",
-            now=clock(), ttl=TTL,
+            conn,
+            ticket_id=ticket_id,
+            lookup_hash="h-" + ticket_id,
+            user_id=user,
+            email="jane@example.com",
+            connection="db",
+            locale="en",
+            purpose="reset",
+            now=clock(),
+            ttl=TTL,
         )
 
 
@@ -40,7 +47,8 @@ async def test_lookup_by_hash(database: Database, clock: Clock) -> None:
     async with database.begin() as conn:
         row = await tickets.by_hash(conn, "h-t1")
         assert await tickets.by_hash(conn, "h-nope") is None
-    assert row is not None and row.status(clock()) == "valid"
+    assert row is not None
+    assert row.status(clock()) == "valid"
 
 
 async def test_double_spend_is_impossible(database: Database, clock: Clock) -> None:
@@ -69,7 +77,8 @@ async def test_concurrent_claims_one_winner(database: Database, clock: Clock) ->
     finally:
         for db in dbs:
             await db.dispose()
-    assert results.count(True) == 1 and len(results) == 8
+    assert results.count(True) == 1
+    assert len(results) == 8
 
 
 async def test_lapsed_claim_can_be_taken_again(database: Database, clock: Clock) -> None:
@@ -81,7 +90,9 @@ async def test_lapsed_claim_can_be_taken_again(database: Database, clock: Clock)
     assert await claim(database, clock)
 
 
-async def test_release_counts_attempts_and_revokes_at_limit(database: Database, clock: Clock) -> None:
+async def test_release_counts_attempts_and_revokes_at_limit(
+    database: Database, clock: Clock
+) -> None:
     await new(database, clock)
     for attempt in range(1, 4):
         assert await claim(database, clock)
@@ -89,7 +100,8 @@ async def test_release_counts_attempts_and_revokes_at_limit(database: Database, 
             state = await tickets.release(conn, "t1", count_attempt=True, max_attempts=3)
         assert state == ("revoked" if attempt == 3 else "open")
     row = await get(database)
-    assert row.attempts == 3 and row.status(clock()) == "revoked"
+    assert row.attempts == 3
+    assert row.status(clock()) == "revoked"
     assert not await claim(database, clock)
 
 
@@ -124,7 +136,10 @@ async def test_void_respects_created_before(database: Database, clock: Clock) ->
     await new(database, clock)
     async with database.begin() as conn:
         # A late event that happened before the ticket was issued must not void it.
-        assert await tickets.void_for_user(
-            conn, "auth0|1", now=clock(), reason="scp", created_before=event_time
-        ) == 0
+        assert (
+            await tickets.void_for_user(
+                conn, "auth0|1", now=clock(), reason="scp", created_before=event_time
+            )
+            == 0
+        )
         assert await tickets.void_for_user(conn, "auth0|1", now=clock(), reason="scp") == 1
