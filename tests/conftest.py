@@ -14,14 +14,17 @@ import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
 from resetrelay.settings import Settings, normalise_database_url
 from storage.database import Database
 from storage.migrate import sync_url, upgrade
 from storage.models import metadata
+from tests.mail.servers import HOST, Recorder, Server, StartServer, free_port
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
@@ -126,3 +129,25 @@ def settings_for() -> Callable[..., Settings]:
         return Settings.from_env(make_env(DATABASE_URL=database_url, **overrides))
 
     return build
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[StartServer]:
+    """Start aiosmtpd servers on free loopback ports; all stop at teardown."""
+    started: list[Controller] = []
+
+    def start(handler: Recorder | None = None, **kwargs: Any) -> Server:
+        controller = Controller(
+            handler if handler is not None else Recorder(),
+            hostname=HOST,
+            port=free_port(),
+            server_hostname="mx.test",
+            **kwargs,
+        )
+        controller.start()
+        started.append(controller)
+        return Server(controller, controller.handler)
+
+    yield start
+    for controller in started:
+        controller.stop()

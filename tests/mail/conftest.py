@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
 
 from mail.render import Brand, MailRenderer
-from tests.mail.servers import HOST, Recorder, Server, StartServer, free_port
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[StartServer]:
-    """Start aiosmtpd servers on free loopback ports; all stop at teardown."""
-    started: list[Controller] = []
-
-    def start(handler: Recorder | None = None, **kwargs: Any) -> Server:
-        controller = Controller(
-            handler if handler is not None else Recorder(),
-            hostname=HOST,
-            port=free_port(),
-            server_hostname="mx.test",
-            **kwargs,
-        )
-        controller.start()
-        started.append(controller)
-        return Server(controller, controller.handler)
-
-    yield start
-    for controller in started:
-        controller.stop()
+from tests.mail.servers import HOST
 
 
 @pytest.fixture(scope="session")
