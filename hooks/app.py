@@ -45,7 +45,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     exc = cast(HTTPException, exc)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return json_response(
-        exc.status_code, {"error": code, "message": str(exc.detail)}, headers=exc.headers
+        exc.status_code,
+        {"error": code, "message": str(exc.detail)},
+        headers=dict(exc.headers or {}),
     )
 
 

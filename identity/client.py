@@ -257,7 +257,7 @@ class Auth0Client:
         started = self._clock()
         last_wait: list[float | None] = [None]
 
-        backoff = wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2)
+        backoff = wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

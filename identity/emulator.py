@@ -72,14 +72,30 @@ class EmulatedUser:
     def public(self) -> dict[str, Any]:
         identities = []
         if self.connection:
-            identities.append({"connection": self.connection, "provider": "auth0",
-                               "user_id": self.user_id.partition("|")[2], "isSocial": False})
+            identities.append(
+                {
+                    "connection": self.connection,
+                    "provider": "auth0",
+                    "user_id": self.user_id.partition("|")[2],
+                    "isSocial": False,
+                }
+            )
         if self.social:
-            identities.append({"connection": self.social, "provider": self.social,
-                               "user_id": self.user_id.partition("|")[2], "isSocial": True})
+            identities.append(
+                {
+                    "connection": self.social,
+                    "provider": self.social,
+                    "user_id": self.user_id.partition("|")[2],
+                    "isSocial": True,
+                }
+            )
         body: dict[str, Any] = {
-            "user_id": self.user_id, "email": self.email, "email_verified": self.email_verified,
-            "name": self.name, "identities": identities, "updated_at": self.updated_at,
+            "user_id": self.user_id,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "name": self.name,
+            "identities": identities,
+            "updated_at": self.updated_at,
             "user_metadata": {"locale": self.locale} if self.locale else {},
         }
         if self.last_password_reset:
@@ -87,10 +103,14 @@ class EmulatedUser:
         return body
 
     def inspect(self) -> dict[str, Any]:
-        return {**self.public(), "blocked": self.blocked, "password_changes": self.password_changes,
-                "sessions_revoked": self.sessions_revoked,
-                "refresh_tokens_revoked": self.refresh_tokens_revoked,
-                "remember_browser_invalidated": self.remember_browser_invalidated}
+        return {
+            **self.public(),
+            "blocked": self.blocked,
+            "password_changes": self.password_changes,
+            "sessions_revoked": self.sessions_revoked,
+            "refresh_tokens_revoked": self.refresh_tokens_revoked,
+            "remember_browser_invalidated": self.remember_browser_invalidated,
+        }
 
 
 def user_from_spec(spec: dict[str, Any]) -> EmulatedUser:
@@ -120,10 +140,19 @@ class Fault:
 
 class EmulatorState:
     def __init__(
-        self, *, domain: str, users: list[dict[str, Any]], policy: PasswordPolicy,
-        rate_limit: RateLimitConfig | None, client_id: str, client_secret: str,
-        clock: Callable[[], float], log_stream_url: str | None, log_stream_token: str | None,
-        log_format: str, revocation_available: bool,
+        self,
+        *,
+        domain: str,
+        users: list[dict[str, Any]],
+        policy: PasswordPolicy,
+        rate_limit: RateLimitConfig | None,
+        client_id: str,
+        client_secret: str,
+        clock: Callable[[], float],
+        log_stream_url: str | None,
+        log_stream_token: str | None,
+        log_format: str,
+        revocation_available: bool,
     ) -> None:
         self.domain = domain
         self.policy = policy
@@ -162,14 +191,19 @@ class EmulatorState:
         if allowed:
             self.bucket -= 1
         reset = int(now + max(0.0, (1 - self.bucket) / rate)) + 1
-        return allowed, {"x-ratelimit-limit": str(burst),
-                         "x-ratelimit-remaining": str(int(self.bucket)),
-                         "x-ratelimit-reset": str(reset)}
+        return allowed, {
+            "x-ratelimit-limit": str(burst),
+            "x-ratelimit-remaining": str(int(self.bucket)),
+            "x-ratelimit-reset": str(reset),
+        }
 
     def fault_for(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
-            if fault.times > 0 and path.startswith(fault.path_prefix) and (
-                    fault.method is None or fault.method == method):
+            if (
+                fault.times > 0
+                and path.startswith(fault.path_prefix)
+                and (fault.method is None or fault.method == method)
+            ):
                 fault.times -= 1
                 return fault
         return None
@@ -178,13 +212,21 @@ class EmulatorState:
         log_id = f"900{int(self.clock() * 1000)}{secrets.token_hex(6)}"
         data: dict[str, Any] = {
             "date": datetime.fromtimestamp(self.clock(), UTC).isoformat().replace("+00:00", "Z"),
-            "type": kind, "description": description, "client_id": self.client_id,
-            "client_name": "resetrelay emulator", "ip": "127.0.0.1", "log_id": log_id,
+            "type": kind,
+            "description": description,
+            "client_id": self.client_id,
+            "client_name": "resetrelay emulator",
+            "ip": "127.0.0.1",
+            "log_id": log_id,
         }
         if user is not None:
-            data.update(user_id=user.user_id, user_name=user.email,
-                        connection=user.connection or user.social, strategy="auth0",
-                        strategy_type="database")
+            data.update(
+                user_id=user.user_id,
+                user_name=user.email,
+                connection=user.connection or user.social,
+                strategy="auth0",
+                strategy_type="database",
+            )
         return {"log_id": log_id, "data": data}
 
     async def stream(self, events: list[dict[str, Any]]) -> None:
@@ -243,9 +285,16 @@ def create_emulator(
     if users_file:
         specs += json.loads(Path(users_file).read_text())
     state = EmulatorState(
-        domain=domain, users=specs, policy=policy or PasswordPolicy(), rate_limit=rate_limit,
-        client_id=client_id, client_secret=client_secret, clock=clock,
-        log_stream_url=log_stream_url, log_stream_token=log_stream_token, log_format=log_format,
+        domain=domain,
+        users=specs,
+        policy=policy or PasswordPolicy(),
+        rate_limit=rate_limit,
+        client_id=client_id,
+        client_secret=client_secret,
+        clock=clock,
+        log_stream_url=log_stream_url,
+        log_stream_token=log_stream_token,
+        log_format=log_format,
         revocation_available=revocation_available,
     )
 
@@ -266,58 +315,90 @@ def create_emulator(
         if body.get("grant_type") == "password":
             return sign_in(body)
         if body.get("grant_type") != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type",
-                                 "error_description": "Grant type not allowed."}, 403)
+            return JSONResponse(
+                {"error": "unsupported_grant_type", "error_description": "Grant type not allowed."},
+                403,
+            )
         if body.get("client_id") != client_id or body.get("client_secret") != client_secret:
-            return JSONResponse({"error": "access_denied",
-                                 "error_description": "Unauthorized"}, 401)
+            return JSONResponse(
+                {"error": "access_denied", "error_description": "Unauthorized"}, 401
+            )
         if body.get("audience") != f"https://{domain}/api/v2/":
-            return JSONResponse({"error": "access_denied",
-                                 "error_description": "Service not enabled within domain: "
-                                 f"{body.get('audience')}"}, 403)
+            return JSONResponse(
+                {
+                    "error": "access_denied",
+                    "error_description": "Service not enabled within domain: "
+                    f"{body.get('audience')}",
+                },
+                403,
+            )
         value = secrets.token_urlsafe(32)
         state.tokens.add(value)
-        state.requests.append({"method": "POST", "path": "/oauth/token", "json": {
-            "grant_type": "client_credentials"}})
-        return JSONResponse({"access_token": value, "expires_in": 86400,
-                             "scope": "read:users update:users delete:sessions "
-                                      "delete:refresh_tokens", "token_type": "Bearer"})
+        state.requests.append(
+            {"method": "POST", "path": "/oauth/token", "json": {"grant_type": "client_credentials"}}
+        )
+        return JSONResponse(
+            {
+                "access_token": value,
+                "expires_in": 86400,
+                "scope": "read:users update:users delete:sessions delete:refresh_tokens",
+                "token_type": "Bearer",
+            }
+        )
 
     def sign_in(body: dict[str, Any]) -> Response:
         email = str(body.get("username", "")).lower()
-        user = next((u for u in state.users.values() if u.email == email and u.password_hash),
-                    None)
+        user = next((u for u in state.users.values() if u.email == email and u.password_hash), None)
         if user is not None and user.blocked:
-            return JSONResponse({"error": "too_many_attempts", "error_description":
-                                 "Your account has been blocked after multiple consecutive "
-                                 "login attempts."}, 429)
-        if user is None or not check_password(str(body.get("password", "")),
-                                              user.password_hash or ""):
+            return JSONResponse(
+                {
+                    "error": "too_many_attempts",
+                    "error_description": "Your account has been blocked after multiple consecutive "
+                    "login attempts.",
+                },
+                429,
+            )
+        if user is None or not check_password(
+            str(body.get("password", "")), user.password_hash or ""
+        ):
             if user is not None:
                 user.failed_logins += 1
                 if user.failed_logins >= FAILED_LOGINS_BEFORE_BLOCK:
                     user.blocked = True
                     event = state.log_event("limit_wc", user, "Blocked account")
                     return JSONResponse(
-                        {"error": "invalid_grant", "error_description":
-                         "Wrong email or password."}, 403,
-                        background=BackgroundTask(state.stream, [event]))
-            return JSONResponse({"error": "invalid_grant",
-                                 "error_description": "Wrong email or password."}, 403)
+                        {"error": "invalid_grant", "error_description": "Wrong email or password."},
+                        403,
+                        background=BackgroundTask(state.stream, [event]),
+                    )
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "Wrong email or password."}, 403
+            )
         user.failed_logins = 0
-        return JSONResponse({"access_token": secrets.token_urlsafe(24), "id_token": "emulated",
-                             "token_type": "Bearer", "expires_in": 86400,
-                             "user": {"user_id": user.user_id, "email": user.email}})
+        return JSONResponse(
+            {
+                "access_token": secrets.token_urlsafe(24),
+                "id_token": "emulated",
+                "token_type": "Bearer",
+                "expires_in": 86400,
+                "user": {"user_id": user.user_id, "email": user.email},
+            }
+        )
 
     def api(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapped(request: Request) -> Response:
             raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-            entry: dict[str, Any] = {"method": request.method, "path": request.url.path,
-                                     "raw_path": raw, "query": str(request.url.query)}
+            entry: dict[str, Any] = {
+                "method": request.method,
+                "path": request.url.path,
+                "raw_path": raw,
+                "query": str(request.url.query),
+            }
             if request.method in ("POST", "PATCH"):
                 payload = await body_of(request)
-                entry["json"] = {k: ("[redacted]" if k == "password" else v)
-                                 for k, v in payload.items()}
+                entry["json"] = {
+                    k: ("[redacted]" if k == "password" else v) for k, v in payload.items()
+                }
                 entry["has_password"] = "password" in payload
             state.requests.append(entry)
             auth = request.headers.get("authorization", "")
@@ -325,12 +406,16 @@ def create_emulator(
                 return _error(401, "Invalid token", "Unauthorized")
             allowed, headers = state.take_token()
             if not allowed:
-                response: Response = _error(429, "Global limit has been reached",
-                                            "Too Many Requests", "too_many_requests")
+                response: Response = _error(
+                    429, "Global limit has been reached", "Too Many Requests", "too_many_requests"
+                )
             elif fault := state.fault_for(request.method, request.url.path):
-                response = _error(fault.status, "Injected fault",
-                                  "Too Many Requests" if fault.status == 429 else "Service Error",
-                                  "too_many_requests" if fault.status == 429 else None)
+                response = _error(
+                    fault.status,
+                    "Injected fault",
+                    "Too Many Requests" if fault.status == 429 else "Service Error",
+                    "too_many_requests" if fault.status == 429 else None,
+                )
                 if fault.status == 429:
                     headers["x-ratelimit-reset"] = str(int(state.clock()) + 1)
             else:
@@ -356,14 +441,19 @@ def create_emulator(
         body = await body_of(request)
         if "password" in body and ({"email_verified", "email", "username"} & set(body)):
             other = next(k for k in ("email_verified", "email", "username") if k in body)
-            return _error(400, f"Cannot update password and {other} simultaneously",
-                          "Bad Request", "invalid_body")
+            return _error(
+                400,
+                f"Cannot update password and {other} simultaneously",
+                "Bad Request",
+                "invalid_body",
+            )
         background = None
         if "password" in body:
             if body.get("connection") != target.connection:
                 return _error(400, "Invalid connection for this user", "Bad Request")
-            rejection = state.policy.check(str(body["password"]), email=target.email,
-                                           name=target.name, history=target.history)
+            rejection = state.policy.check(
+                str(body["password"]), email=target.email, name=target.name, history=target.history
+            )
             if rejection:
                 return _error(400, rejection, "Bad Request", "invalid_body")
             if target.password_hash:
@@ -372,10 +462,13 @@ def create_emulator(
             target.password_changes += 1
             target.last_password_reset = _now_iso(state)
             target.failed_logins = 0
-            background = BackgroundTask(state.stream, [
-                state.log_event("sapi", target, "Update a User"),
-                state.log_event("scp", target, "Change password"),
-            ])
+            background = BackgroundTask(
+                state.stream,
+                [
+                    state.log_event("sapi", target, "Update a User"),
+                    state.log_event("scp", target, "Change password"),
+                ],
+            )
         if "email_verified" in body:
             target.email_verified = bool(body["email_verified"])
         target.updated_at = _now_iso(state)
@@ -386,8 +479,13 @@ def create_emulator(
         if target is None:
             return _error(404, "The user does not exist.", "Not Found", "inexistent_user")
         if request.method == "GET":
-            return JSONResponse({"blocked_for": [{"identifier": target.email, "ip": "127.0.0.1"}]
-                                 if target.blocked else []})
+            return JSONResponse(
+                {
+                    "blocked_for": [{"identifier": target.email, "ip": "127.0.0.1"}]
+                    if target.blocked
+                    else []
+                }
+            )
         target.blocked = False
         target.failed_logins = 0
         return Response(status_code=204)
@@ -441,8 +539,14 @@ def create_emulator(
             state.faults.clear()
             return Response(status_code=204)
         spec = await request.json()
-        state.faults.append(Fault(spec["path_prefix"], int(spec["status"]),
-                                  int(spec.get("times", 1)), spec.get("method")))
+        state.faults.append(
+            Fault(
+                spec["path_prefix"],
+                int(spec["status"]),
+                int(spec.get("times", 1)),
+                spec.get("method"),
+            )
+        )
         return JSONResponse({"faults": len(state.faults)}, 201)
 
     async def inject_log(request: Request) -> Response:
@@ -457,7 +561,8 @@ def create_emulator(
     async def home(request: Request) -> Response:
         return PlainTextResponse(
             "resetrelay's Auth0 emulator: a local stand-in for development and tests. "
-            "It is not Auth0.\n")
+            "It is not Auth0.\n"
+        )
 
     user_path = "/api/v2/users/{user_id}"
     routes = [
@@ -467,8 +572,11 @@ def create_emulator(
         Route("/api/v2/users/{user_id}/revoke-access", api(revoke), methods=["POST"]),
         Route("/api/v2/users/{user_id}/sessions", api(revoke), methods=["DELETE"]),
         Route("/api/v2/users/{user_id}/refresh-tokens", api(revoke), methods=["DELETE"]),
-        Route("/api/v2/users/{user_id}/multifactor/actions/invalidate-remember-browser",
-              api(remember_browser), methods=["POST"]),
+        Route(
+            "/api/v2/users/{user_id}/multifactor/actions/invalidate-remember-browser",
+            api(remember_browser),
+            methods=["POST"],
+        ),
         Route(user_path, api(user), methods=["GET", "PATCH"]),
         Route("/api/v2/user-blocks/{user_id}", api(user_blocks), methods=["GET", "DELETE"]),
         Route("/__emulator/requests", inspect_requests, methods=["GET", "DELETE"]),
@@ -483,14 +591,18 @@ def create_emulator(
     return app
 
 
-def run_emulator(host: str, port: int, users_file: str | None,
-                 rate_limit_per_second: float | None) -> None:
+def run_emulator(
+    host: str, port: int, users_file: str | None, rate_limit_per_second: float | None
+) -> None:
     import uvicorn
 
     limit = None
     if rate_limit_per_second:
         limit = RateLimitConfig(rate_limit_per_second, max(1, int(rate_limit_per_second)))
     app = create_emulator(users_file=users_file or str(DEMO_USERS), rate_limit=limit)
-    print(f"Auth0 emulator (not Auth0) on http://{host}:{port}/ "
-          "client_id=emulator-client client_secret=emulator-secret", flush=True)
+    print(
+        f"Auth0 emulator (not Auth0) on http://{host}:{port}/ "
+        "client_id=emulator-client client_secret=emulator-secret",
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

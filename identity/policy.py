@@ -7,12 +7,38 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-COMMON_PASSWORDS = frozenset({
-    "password", "password1", "password123", "123456", "12345678", "123456789", "qwerty",
-    "qwerty123", "letmein", "welcome", "welcome1", "iloveyou", "admin", "admin123",
-    "monkey", "dragon", "football", "baseball", "sunshine", "princess", "abc123",
-    "passw0rd", "p@ssw0rd", "p@ssword1", "trustno1", "changeme", "summer2024", "winter2024",
-})
+COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "password1",
+        "password123",
+        "123456",
+        "12345678",
+        "123456789",
+        "qwerty",
+        "qwerty123",
+        "letmein",
+        "welcome",
+        "welcome1",
+        "iloveyou",
+        "admin",
+        "admin123",
+        "monkey",
+        "dragon",
+        "football",
+        "baseball",
+        "sunshine",
+        "princess",
+        "abc123",
+        "passw0rd",
+        "p@ssw0rd",
+        "p@ssword1",
+        "trustno1",
+        "changeme",
+        "summer2024",
+        "winter2024",
+    }
+)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -40,12 +66,14 @@ class PasswordPolicy:
 
     def check(self, password: str, *, email: str, name: str, history: list[str]) -> str | None:
         """None if acceptable, else Auth0's error message for the first rule broken."""
-        classes = sum((
-            any(c.islower() for c in password),
-            any(c.isupper() for c in password),
-            any(c.isdigit() for c in password),
-            any(not c.isalnum() for c in password),
-        ))
+        classes = sum(
+            (
+                any(c.islower() for c in password),
+                any(c.isupper() for c in password),
+                any(c.isdigit() for c in password),
+                any(not c.isalnum() for c in password),
+            )
+        )
         if len(password) < self.min_length or classes < self.min_classes or len(password) > 128:
             return "PasswordStrengthError: Password is too weak"
         if self.dictionary and password.lower() in COMMON_PASSWORDS:
@@ -55,7 +83,8 @@ class PasswordPolicy:
             parts = [email.partition("@")[0].lower(), *name.lower().split()]
             if any(len(p) >= 3 and p in lowered for p in parts):
                 return "PasswordNoUserInfoError: Password contains user information"
-        if self.history_size and any(check_password(password, h)
-                                     for h in history[-self.history_size:]):
+        if self.history_size and any(
+            check_password(password, h) for h in history[-self.history_size :]
+        ):
             return "PasswordHistoryError: Password has previously been used"
         return None

@@ -94,10 +94,9 @@ def banner(ports: DemoPorts, users: list[dict[str, str]], env: Mapping[str, str]
 
 
 async def run_demo(ports: DemoPorts, overrides: Mapping[str, str]) -> None:
-    from identity.emulator import create_emulator
-
     from examples.website.app import create_website
     from hooks.app import create_app
+    from identity.emulator import create_emulator
     from mail.catcher import MailCatcher
 
     logs.configure("WARNING")

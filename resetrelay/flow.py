@@ -29,7 +29,6 @@ from identity.errors import (
     UpstreamUnavailable,
     UserNotFound,
 )
-
 from resetrelay.cleanup import after_reset
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics

@@ -20,7 +20,6 @@ from typing import Any, Final
 
 from identity.client import Auth0Client, Auth0User
 from identity.errors import IdentityError, UserNotFound
-
 from resetrelay import tasks
 from resetrelay.issuing import issue
 from resetrelay.logs import mask_email
@@ -113,6 +112,7 @@ class LogEvents:
         return not (isinstance(user_id, str) and user_id and not user_id.startswith("auth0|"))
 
     async def _user(self, data: dict[str, Any]) -> Auth0User | None:
+        user: Auth0User | None
         try:
             user_id = data.get("user_id")
             if isinstance(user_id, str) and user_id:

@@ -46,12 +46,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
+# Libraries whose INFO/DEBUG lines carry URLs, SQL parameters or mail content
+# (httpx logs every request URL, so `users-by-email?email=` would leak addresses).
+QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "aiosqlite",
+    "sqlalchemy",
+    "aiosmtplib",
+    "mail.log",
+    "multipart",
+)
+
+
+def quiet_libraries() -> None:
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_libraries()
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

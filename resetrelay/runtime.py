@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
-from identity.client import Auth0Client
 
+from identity.client import Auth0Client
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay.flow import ResetFlow

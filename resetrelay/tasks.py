@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+
+from hooks.signature import sign
 from identity.client import Auth0Client
 from identity.errors import (
     Auth0Error,
@@ -24,8 +26,6 @@ from identity.errors import (
     UpstreamUnavailable,
     UserNotFound,
 )
-
-from hooks.signature import sign
 from mail.errors import PermanentMailError, TransientMailError
 from mail.message import build_message
 from mail.render import MailRenderer

@@ -87,7 +87,7 @@ class Worker:
     def backoff(self, kind: JobKind, attempts: int) -> float:
         # Exponential with "equal jitter": half fixed, half random, so retries of a
         # burst spread out instead of hitting a recovering upstream together.
-        ceiling = min(kind.backoff_max, kind.backoff_initial * 2 ** max(0, attempts - 1))
+        ceiling = min(kind.backoff_max, kind.backoff_initial * 2.0 ** max(0, attempts - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
     async def claim(self, limit: int) -> list[jobs.ClaimedJob]:

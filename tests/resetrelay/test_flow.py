@@ -1,0 +1,387 @@
+"""The reset flow end to end.
+
+The service runs in-process (httpx ASGITransport); the Auth0 emulator runs on
+uvicorn on a loopback port, so every Management API call is real HTTP; mail
+goes to a real aiosmtpd server on loopback. The clock is injected and frozen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+
+from hooks.app import create_app
+from hooks.signature import sign
+from identity.emulator import create_emulator
+from resetrelay.logs import quiet_libraries
+from resetrelay.runtime import Runtime
+from resetrelay.settings import Settings
+from tests.conftest import WEBHOOK_SECRET, Clock
+from tests.mail.servers import Recorder, Server, StartServer
+from tests.support import serve_in_thread
+
+pytestmark = pytest.mark.anyio
+
+KEY = __import__("base64").b64decode(WEBHOOK_SECRET.removeprefix("whsec_") + "==")
+JANE = "jane@example.com"
+STRONG = "Corr3ct-Horse-Battery"
+USERS = [
+    {"email": JANE, "password": "Old-Passw0rd!", "user_id": "auth0|jane", "name": "Jane Doe"},
+    {"email": "sam@example.com", "social": "google-oauth2", "user_id": "google-oauth2|sam"},
+]
+
+
+@dataclass
+class Stack:
+    client: httpx.AsyncClient
+    runtime: Runtime
+    auth0_url: str
+    smtp: Server
+    clock: Clock
+
+    async def send(self, type_: str, event_id: str | None = None, **data: Any) -> httpx.Response:
+        body = json.dumps(
+            {"type": type_, "timestamp": "2026-11-28T10:00:00Z", "data": data}
+        ).encode()
+        headers = sign(
+            KEY, event_id or f"msg_{uuid.uuid4().hex}", int(self.clock().timestamp()), body
+        )
+        return await self.client.post(
+            "/hooks/website", content=body, headers={**headers, "content-type": "application/json"}
+        )
+
+    async def drain(self) -> None:
+        await self.runtime.worker.drain()
+
+    def mails(self) -> list[Any]:
+        return [r.message() for r in self.smtp.handler.received]
+
+    def ticket_from_last_mail(self) -> str:
+        text_part = self.mails()[-1].get_body(("plain",)).get_content()
+        link = next(
+            line.strip()
+            for line in text_part.splitlines()
+            if line.strip().startswith("https://www.example.com/")
+        )
+        return parse_qs(urlsplit(link).query)["ticket"][0]
+
+    def emulator_requests(self) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{self.auth0_url}/__emulator/requests").json()
+        return answer["requests"] if isinstance(answer, dict) else answer
+
+    def calls(self, method: str, fragment: str) -> list[dict[str, Any]]:
+        return [
+            r for r in self.emulator_requests() if r["method"] == method and fragment in r["path"]
+        ]
+
+    def smtp_down(self) -> None:
+        self.smtp.controller.stop()
+
+    def smtp_up(self) -> None:
+        """A new server on the same port with the same mailbox (aiosmtpd cannot restart)."""
+        controller = Controller(self.smtp.handler, hostname="127.0.0.1", port=self.smtp.port)
+        controller.start()
+        self.smtp = Server(controller, self.smtp.handler)
+
+    def fault(self, **spec: Any) -> None:
+        httpx.post(f"{self.auth0_url}/__emulator/faults", json=spec).raise_for_status()
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    app = create_emulator(domain="acme.eu.auth0.com", users=USERS)
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def stack(
+    database_url: str,
+    clock: Clock,
+    smtp_server: StartServer,
+    emulator_url: str,
+    settings_for: Callable[..., Settings],
+) -> AsyncIterator[Stack]:
+    smtp = smtp_server(Recorder())
+    settings = settings_for(
+        database_url,
+        AUTH0_BASE_URL=emulator_url,
+        SMTP_URL=smtp.url(),
+        MAIL_RETRY_INITIAL_SECONDS="1",
+    )
+    runtime = Runtime.build(settings, now=clock)
+    app = create_app(settings, runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://resetrelay.test"
+    ) as client:
+        stack = Stack(client, runtime, emulator_url, smtp, clock)
+        yield stack
+    await runtime.aclose()
+    if stack.smtp is not smtp:
+        stack.smtp_down()
+
+
+async def request_ticket(stack: Stack, email: str = JANE, **extra: Any) -> str:
+    answer = await stack.send("password_reset.requested", email=email, **extra)
+    assert answer.status_code == 202
+    await stack.drain()
+    return stack.ticket_from_last_mail()
+
+
+async def test_full_reset(stack: Stack) -> None:
+    answer = await stack.send("password_reset.requested", email="Jane@Example.com", locale="de")
+    assert (answer.status_code, answer.json()) == (202, {"status": "accepted"})
+    assert stack.mails() == []  # nothing happens before the answer
+    await stack.drain()
+    (mail,) = stack.mails()
+    assert mail["To"] == JANE
+    ticket = stack.ticket_from_last_mail()
+    assert len(ticket) >= 43
+
+    verify = await stack.send("password_reset.verify", ticket=ticket)
+    assert verify.status_code == 200
+    body = verify.json()
+    assert body["valid"] is True and body["email"] == "j***@example.com" and body["locale"] == "de"
+    # verify does not consume: twice is fine
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json()["valid"] is True
+
+    weak = await stack.send("password_reset.confirm", ticket=ticket, new_password="short")
+    assert weak.status_code == 422
+    assert weak.json()["error"] == "password_rejected" and weak.json()["rule"] == "strength"
+    assert "too weak" in weak.json()["message"].lower()
+
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert (done.status_code, done.json()) == (200, {"status": "completed"})
+    password_patches = [
+        c
+        for c in stack.calls("PATCH", "/api/v2/users/")
+        if "password" in (c.get("json") or c.get("body") or {})
+    ]
+    assert len(password_patches) == 2  # the weak one and the good one
+    await stack.drain()
+    assert stack.calls("DELETE", "/api/v2/user-blocks/")
+    assert stack.calls("POST", "/revoke-access") or stack.calls("DELETE", "/sessions")
+    assert any("email_verified" in (c.get("json") or {}) for c in stack.calls("PATCH", "/users/"))
+    assert len(stack.mails()) == 2  # reset + changed
+    changed = stack.mails()[-1]
+    assert changed["Content-Language"] == "de"
+
+    again = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG + "x")
+    assert again.status_code == 410 and again.json()["reason"] == "used"
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json() == {
+        "valid": False,
+        "reason": "used",
+    }
+
+
+async def test_same_answer_for_unknown_social_and_rate_limited(stack: Stack) -> None:
+    answers = []
+    for email in (JANE, "nobody@example.com", "sam@example.com", JANE, JANE, JANE):
+        answer = await stack.send("password_reset.requested", email=email)
+        answers.append(
+            (
+                answer.status_code,
+                answer.content,
+                sorted((k, v) for k, v in answer.headers.items() if k != "x-request-id"),
+            )
+        )
+    assert len(set(map(repr, answers))) == 1
+    await stack.drain()
+    # 3/hour per address: three lookups for Jane, none for the fourth request; mail only
+    # for Jane (a mail whose ticket a newer one superseded is not sent: its link is dead).
+    lookups = stack.calls("GET", "/api/v2/users-by-email")
+    assert len(lookups) == 5
+    assert stack.mails()
+    assert {m["To"] for m in stack.mails()} == {JANE}
+    assert (
+        'resetrelay_rate_limit_hits_total{scope="email"} 1.0'
+        in (await stack.client.get("/metrics")).text
+    )
+
+
+async def test_per_ip_limit(stack: Stack) -> None:
+    stack.runtime.settings = stack.runtime.settings  # (limits come from settings)
+    for i in range(22):
+        await stack.send(
+            "password_reset.requested", email=f"u{i}@example.com", client_ip="192.0.2.1"
+        )
+    await stack.drain()
+    assert len(stack.calls("GET", "/users-by-email")) == 20
+
+
+async def test_replayed_webhook_id_gets_the_first_answer(stack: Stack) -> None:
+    first = await stack.send("password_reset.requested", event_id="msg_same", email=JANE)
+    second = await stack.send("password_reset.requested", event_id="msg_same", email=JANE)
+    assert second.status_code == first.status_code and second.content == first.content
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    await stack.drain()
+    assert len(stack.mails()) == 1  # nothing happened twice
+
+    ticket = stack.ticket_from_last_mail()
+    ok = await stack.send(
+        "password_reset.confirm", event_id="msg_c", ticket=ticket, new_password=STRONG
+    )
+    replay = await stack.send(
+        "password_reset.confirm", event_id="msg_c", ticket=ticket, new_password=STRONG
+    )
+    assert ok.status_code == replay.status_code == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    patches = [c for c in stack.calls("PATCH", "/users/") if "password" in (c.get("json") or {})]
+    assert len(patches) == 1
+
+
+async def test_new_ticket_voids_the_old_one(stack: Stack) -> None:
+    old = await request_ticket(stack)
+    new = await request_ticket(stack)
+    assert old != new
+    assert (await stack.send("password_reset.verify", ticket=old)).json() == {
+        "valid": False,
+        "reason": "revoked",
+    }
+    assert (await stack.send("password_reset.verify", ticket=new)).json()["valid"] is True
+
+
+async def test_expiry_through_the_injected_clock(stack: Stack) -> None:
+    ticket = await request_ticket(stack)
+    stack.clock.advance(3601)
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json() == {
+        "valid": False,
+        "reason": "expired",
+    }
+    answer = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert answer.status_code == 410 and answer.json()["reason"] == "expired"
+
+
+@pytest.mark.parametrize("ticket", ["", "x", "A" * 43, "A" * 500, "../../etc/passwd", "' OR 1=1"])
+async def test_unknown_tickets(stack: Stack, ticket: str) -> None:
+    verify = await stack.send("password_reset.verify", ticket=ticket)
+    if ticket == "":
+        assert verify.status_code == 400
+        return
+    assert verify.json() == {"valid": False, "reason": "unknown"}
+    confirm = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert confirm.status_code == 410 and confirm.json()["reason"] == "unknown"
+
+
+async def test_concurrent_confirms_call_auth0_once(stack: Stack) -> None:
+    ticket = await request_ticket(stack)
+    results: list[int] = []
+
+    async def confirm() -> None:
+        answer = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+        results.append(answer.status_code)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(confirm)
+    assert results.count(200) == 1
+    assert set(results) <= {200, 409, 410}
+    patches = [c for c in stack.calls("PATCH", "/users/") if "password" in (c.get("json") or {})]
+    assert len(patches) == 1
+
+
+async def test_upstream_down_during_confirm_keeps_the_ticket(stack: Stack) -> None:
+    ticket = await request_ticket(stack)
+    stack.fault(path_prefix="/api/v2/users/", status=503, times=100)
+    answer = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert answer.status_code == 503 and answer.json()["error"] == "upstream_unavailable"
+    assert int(answer.headers["retry-after"]) >= 1
+    httpx.post(f"{stack.auth0_url}/__emulator/faults", json={"clear": True})
+    httpx.delete(f"{stack.auth0_url}/__emulator/faults")
+    retry = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert retry.status_code == 200
+
+
+async def test_lookup_survives_429_and_5xx(stack: Stack) -> None:
+    stack.fault(path_prefix="/api/v2/users-by-email", status=429, times=1)
+    stack.fault(path_prefix="/api/v2/users-by-email", status=503, times=1)
+    await stack.send("password_reset.requested", email=JANE)
+    for _ in range(5):
+        await stack.drain()
+        if stack.mails():
+            break
+        stack.clock.advance(120)
+    assert len(stack.mails()) == 1
+
+
+async def test_ten_rejections_revoke_the_ticket(stack: Stack) -> None:
+    ticket = await request_ticket(stack)
+    for _ in range(10):
+        answer = await stack.send("password_reset.confirm", ticket=ticket, new_password="weak")
+        assert answer.status_code == 422
+    final = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert final.status_code == 410 and final.json()["reason"] == "revoked"
+
+
+async def test_ticket_never_stored_or_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet_libraries()  # what `logs.configure()` does in every process
+    caplog.set_level(logging.DEBUG)
+    ticket = await request_ticket(stack)
+    await stack.send("password_reset.verify", ticket=ticket)
+    await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    await stack.drain()
+    dump = []
+    async with stack.runtime.db.begin() as conn:
+        for table in ("tickets", "jobs", "mail_messages", "inbound_events", "rate_counters"):
+            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
+            dump.append(repr(rows))
+    everything = "\n".join(dump)
+    assert ticket not in everything
+    assert STRONG not in everything
+    # Everything our process logs, libraries included; the test's own SMTP server's
+    # protocol trace (aiosmtpd's "mail.log") is the mailbox, not us.
+    logged = "\n".join(
+        r.getMessage() + repr(getattr(r, "fields", ""))
+        for r in caplog.records
+        if r.levelno >= logging.getLogger(r.name).getEffectiveLevel()
+        and not r.name.startswith("mail.log")
+    )
+    assert ticket not in logged and STRONG not in logged and JANE not in logged
+
+
+async def test_mail_for_an_expired_ticket_is_dropped(stack: Stack) -> None:
+    stack.smtp_down()  # SMTP down when the mail is queued
+    await stack.send("password_reset.requested", email=JANE)
+    await stack.drain()
+    stack.clock.advance(3601)
+    stack.smtp_up()
+    await stack.drain()
+    assert stack.mails() == []
+    assert (
+        'resetrelay_mails_total{event="expired"} 1.0' in (await stack.client.get("/metrics")).text
+    )
+
+
+async def test_smtp_outage_then_delivered_once(stack: Stack) -> None:
+    stack.smtp_down()
+    await stack.send("password_reset.requested", email=JANE)
+    await stack.drain()
+    assert stack.mails() == []
+    stack.smtp_up()
+    stack.clock.advance(30)
+    await stack.drain()
+    assert len(stack.mails()) == 1
+    stack.clock.advance(3000)
+    await stack.drain()
+    assert len(stack.mails()) == 1
+
+
+def test_stack_uses_real_http(emulator_url: str) -> None:
+    started = time.monotonic()
+    assert httpx.get(f"{emulator_url}/__emulator/requests").status_code == 200
+    assert time.monotonic() - started < 5
