@@ -149,6 +149,26 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from resetrelay.demo import DemoPorts, PortInUse, run_demo
+
+    ports = DemoPorts(
+        service=args.port,
+        auth0=args.auth0_port,
+        inbox=args.inbox_port,
+        smtp=args.smtp_port,
+        website=args.website_port,
+    )
+    try:
+        anyio.run(run_demo, ports, dict(os.environ))
+    except PortInUse as exc:
+        print(f"resetrelay: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="resetrelay", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -165,6 +185,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     s.add_argument("--curl", action="store_true", help="print as curl -H arguments")
     s.set_defaults(func=cmd_sign)
+    s = sub.add_parser(
+        "demo",
+        help="the whole product locally: service, Auth0 emulator, mail inbox and a demo website",
+    )
+    s.add_argument("--port", type=int, default=8000, help="resetrelay (default 8000)")
+    s.add_argument("--auth0-port", type=int, default=8001)
+    s.add_argument("--inbox-port", type=int, default=8025)
+    s.add_argument("--smtp-port", type=int, default=1025)
+    s.add_argument("--website-port", type=int, default=8080)
+    s.set_defaults(func=cmd_demo)
     s = sub.add_parser("emulate-auth0", help="run the local Auth0 emulator (not Auth0)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8001)

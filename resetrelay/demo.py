@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,12 +86,34 @@ def banner(ports: DemoPorts, users: list[dict[str, str]], env: Mapping[str, str]
         f"    export WEBHOOK_SECRET='{env['WEBHOOK_SECRET']}'",
         '    echo \'{"type":"password_reset.requested","data":{"email":"jane@example.com"}}\''
         " > body.json",
-        f"    curl -sS http://{HOST}:{ports.service}/hooks/website"
-        " -H 'content-type: application/json'"
-        ' $(resetrelay sign --curl body.json | tr -d "\'") --data-binary @body.json',
+        f"    resetrelay sign body.json | curl -sS http://{HOST}:{ports.service}/hooks/website"
+        " -H 'content-type: application/json' -H @- --data-binary @body.json",
         "",
     ]
     return "\n".join(lines)
+
+
+class PortInUse(Exception):
+    pass
+
+
+def check_ports(ports: DemoPorts) -> None:
+    """Fail with one clear line, before anything starts, if a port is taken."""
+    flags = {
+        "service": "--port",
+        "auth0": "--auth0-port",
+        "inbox": "--inbox-port",
+        "smtp": "--smtp-port",
+        "website": "--website-port",
+    }
+    for name, flag in flags.items():
+        port = getattr(ports, name)
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                raise PortInUse(f"port {port} is in use; choose another with {flag}") from None
 
 
 async def run_demo(ports: DemoPorts, overrides: Mapping[str, str]) -> None:
@@ -99,6 +122,7 @@ async def run_demo(ports: DemoPorts, overrides: Mapping[str, str]) -> None:
     from identity.emulator import create_emulator
     from mail.catcher import MailCatcher
 
+    check_ports(ports)
     logs.configure("WARNING")
     with tempfile.TemporaryDirectory(prefix="resetrelay-demo-") as folder:
         env = demo_env(ports, Path(folder), overrides)
