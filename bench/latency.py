@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -64,7 +65,11 @@ def run_latency(samples: int) -> float:
             ]
             with (
                 server(emulator, env, f"http://127.0.0.1:{auth0_port}/__emulator/requests"),
-                server(["resetrelay", "serve"], env, f"http://127.0.0.1:{port}/healthz"),
+                server(
+                    [sys.executable, "-m", "resetrelay", "serve"],
+                    env,
+                    f"http://127.0.0.1:{port}/healthz",
+                ),
                 httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
             ):
                 timings: dict[str, list[float]] = {"existing": [], "unknown": []}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def bench_requested(seconds: int, connections: int, rounds: int) -> float:
             port = free_port()
             (tmp / "bench.db").unlink(missing_ok=True)
             with server(
-                ["resetrelay", "serve"],
+                [sys.executable, "-m", "resetrelay", "serve"],
                 {**env, "PORT": str(port), "HOST": "127.0.0.1"},
                 f"http://127.0.0.1:{port}/healthz",
             ):

@@ -8,6 +8,7 @@ limit, so hostile bodies (deep nesting, wrong types, huge numbers) end as a
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,6 +18,7 @@ from hooks.errors import HookError, invalid_payload
 REQUESTED: Final = "password_reset.requested"
 VERIFY: Final = "password_reset.verify"
 CONFIRM: Final = "password_reset.confirm"
+_BAD_CHARS: Final = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 class _Model(BaseModel):
@@ -44,12 +46,7 @@ class Requested(_Model):
         # Shape only; whether it exists is Auth0's business, asked after we answer.
         value = value.strip()
         local, at, domain = value.rpartition("@")
-        if (
-            not at
-            or not local
-            or "." not in domain
-            or any(c.isspace() or ord(c) < 32 for c in value)
-        ):
+        if not at or not local or "." not in domain or _BAD_CHARS.search(value):
             raise ValueError("is not an email address")
         # Auth0 stores database users' addresses lower-cased; lookups are case-sensitive.
         return value.lower()

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from resetrelay.logs import new_request_id, request_id
 
 log = logging.getLogger("resetrelay.access")
+SLOW = 1.0  # seconds
 
 
 class RequestIdMiddleware:
@@ -40,16 +41,17 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            # The path only: query strings may carry tickets (the reset page's link).
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                },
-            )
+            elapsed = time.perf_counter() - started
+            # The platform's router logs every request; we log what needs attention
+            # (errors, slow answers) at INFO and the rest at DEBUG, which keeps the
+            # hot path cheap. The path only: query strings may carry tickets.
+            level = logging.INFO if status >= 400 or elapsed > SLOW else logging.DEBUG
+            if log.isEnabledFor(level):
+                fields = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                }
+                log.log(level, "request", extra={"fields": fields})
             request_id.reset(token)

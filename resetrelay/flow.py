@@ -30,6 +30,7 @@ from identity.errors import (
     UserNotFound,
 )
 from resetrelay.cleanup import after_reset
+from resetrelay.intake import Intake
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
 from resetrelay.settings import Settings
@@ -93,28 +94,25 @@ class ResetFlow:
     metrics: Metrics
     now: Callable[[], datetime]
     wake_worker: Callable[[], None] = lambda: None
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(
+            self.db,
+            self.now,
+            source=SOURCE,
+            event_type="password_reset.requested",
+            job_kind=REQUESTED_JOB,
+            answer=(ACCEPTED.status, ACCEPTED.body),
+        )
 
     async def requested(
         self, event_id: str, email: str, locale: str | None, client_ip: str | None
     ) -> Answer:
-        now = self.now()
         payload = {"email": email, "locale": locale, "client_ip": client_ip}
-        async with self.db.begin() as conn:
-            fresh = await inbound.record(
-                conn,
-                source=SOURCE,
-                event_id=event_id,
-                event_type="password_reset.requested",
-                status_code=ACCEPTED.status,
-                answer=ACCEPTED.body,
-                now=now,
-            )
-            if fresh:
-                await jobs.enqueue(conn, REQUESTED_JOB, payload, now=now, max_attempts=20)
-            else:
-                stored = await inbound.find(conn, SOURCE, event_id)
-        if not fresh:
-            return replayed(stored) if stored else ACCEPTED
+        stored = await self.intake.submit(event_id, payload)
+        if stored is not None:
+            return replayed(stored)
         self.wake_worker()
         return ACCEPTED
 

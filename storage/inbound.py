@@ -20,6 +20,17 @@ class StoredAnswer:
     answer: str
 
 
+async def find_many(
+    conn: AsyncConnection, source: str, event_ids: list[str]
+) -> dict[str, StoredAnswer]:
+    rows = await conn.execute(
+        select(_events.c.event_id, _events.c.status_code, _events.c.answer).where(
+            _events.c.source == source, _events.c.event_id.in_(event_ids)
+        )
+    )
+    return {row.event_id: StoredAnswer(row.status_code, row.answer) for row in rows}
+
+
 async def find(conn: AsyncConnection, source: str, event_id: str) -> StoredAnswer | None:
     row = (
         await conn.execute(
@@ -71,6 +82,8 @@ async def record_many(
     source: str,
     events: list[tuple[str, str]],
     now: datetime,
+    status_code: int = 200,
+    answer: str = "",
 ) -> set[str]:
     """Store `(event_id, event_type)` pairs in one statement; returns the ids that were
     new. Concurrent deliveries of one batch cannot both claim an id (ON CONFLICT)."""
@@ -86,8 +99,8 @@ async def record_many(
             "source": source,
             "event_id": event_id,
             "event_type": event_type,
-            "status_code": 200,
-            "answer": "",
+            "status_code": status_code,
+            "answer": answer,
             "received_at": now,
         }
         for event_id, event_type in events
