@@ -101,7 +101,6 @@ class ResetFlow:
             self.db,
             self.now,
             source=SOURCE,
-            event_type="password_reset.requested",
             job_kind=REQUESTED_JOB,
             answer=(ACCEPTED.status, ACCEPTED.body),
         )

@@ -5,7 +5,7 @@ Committing each on its own costs a transaction per request; here concurrent
 requests hand their rows to one committer and wait for the commit that carries
 them. Nothing waits on purpose: while one batch commits, the next one gathers,
 so a lone request commits at once and a burst commits in a few large
-transactions. Duplicate ids (inside a batch or already stored) get the stored
+transactions. Duplicate ids (inside a batch or already stored) get the same
 answer back, and cause nothing.
 """
 
@@ -35,7 +35,6 @@ class Intake:
         now: Callable[[], datetime],
         *,
         source: str,
-        event_type: str,
         job_kind: str,
         answer: tuple[int, str],
         max_batch: int = 500,
@@ -43,7 +42,8 @@ class Intake:
     ) -> None:
         self._db = db
         self._now = now
-        self._batch = intake.Batch(source, event_type, answer[0], answer[1], job_kind, max_attempts)
+        self._batch = intake.Batch(source, job_kind, max_attempts)
+        self._answer = StoredAnswer(*answer)
         self._max_batch = max_batch
         self._queue: list[tuple[Pending, asyncio.Future[StoredAnswer | None]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -79,17 +79,14 @@ class Intake:
         first: dict[str, Pending] = {}
         for item in items:
             first.setdefault(item.event_id, item)
-        new_ids, stored = await intake.record(
+        new_ids = await intake.record(
             self._db,
             self._batch,
             [(i.event_id, i.payload) for i in first.values()],
             now=self._now(),
         )
-        mine = StoredAnswer(self._batch.status_code, self._batch.answer)
-        results: list[StoredAnswer | None] = []
-        for item in items:
-            if first[item.event_id] is item and item.event_id in new_ids:
-                results.append(None)
-            else:  # stored before, or a twin inside this batch
-                results.append(stored.get(item.event_id, mine))
-        return results
+        # Stored before, or a twin inside this batch: the same answer again.
+        return [
+            None if first[item.event_id] is item and item.event_id in new_ids else self._answer
+            for item in items
+        ]

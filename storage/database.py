@@ -26,6 +26,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from storage.writer import SqliteWriter
+
 __all__ = ["Database", "StorageError", "StorageUnavailable"]
 
 
@@ -74,8 +76,16 @@ class Database:
                 pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
             )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._writer: SqliteWriter | None = None
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
+
+    @property
+    def writer(self) -> SqliteWriter:
+        """SQLite only: the hot-path writer thread (storage.writer), made on first use."""
+        if self._writer is None:
+            self._writer = SqliteWriter(self.url)
+        return self._writer
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -96,6 +106,9 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         await self.engine.dispose()
 
 

@@ -57,6 +57,9 @@ class Job(SQLModel, table=True):
     last_error: str | None = Field(sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # Idempotency key of the event that made the job (e.g. "website:<webhook-id>"):
+    # a second delivery of the event cannot make a second job.
+    dedupe_key: str | None = Field(sa_column=Column(String(300), nullable=True, unique=True))
 
 
 class Ticket(SQLModel, table=True):

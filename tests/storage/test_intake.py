@@ -1,0 +1,47 @@
+"""The driver-level hot path writes rows the SQLAlchemy side reads back as its own."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from storage import intake, jobs
+from storage.database import Database
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.anyio
+BATCH = intake.Batch(source="website", job_kind="reset.requested", max_attempts=20)
+
+
+async def test_new_events_become_claimable_jobs(database: Database, clock: Clock) -> None:
+    payloads = [(f"msg_{i}", {"email": f"u{i}@example.com", "locale": None}) for i in range(3)]
+    assert await intake.record(database, BATCH, payloads, now=clock()) == {
+        "msg_0",
+        "msg_1",
+        "msg_2",
+    }
+    async with database.begin() as conn:
+        claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=10)
+    assert [(j.kind, j.payload, j.max_attempts) for j in claimed] == [
+        ("reset.requested", {"email": f"u{i}@example.com", "locale": None}, 20) for i in range(3)
+    ]
+
+
+async def test_jobs_wait_for_their_time_like_any_other(database: Database, clock: Clock) -> None:
+    await intake.record(database, BATCH, [("msg_x", {})], now=clock() + timedelta(seconds=60))
+    async with database.begin() as conn:
+        assert await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=10) == []
+        stats = await jobs.stats(conn, now=clock() + timedelta(seconds=90))
+    assert stats.depth == 1
+    assert stats.oldest_age_seconds == pytest.approx(30)
+
+
+async def test_second_delivery_makes_no_second_job(database: Database, clock: Clock) -> None:
+    assert await intake.record(database, BATCH, [("msg_1", {})], now=clock()) == {"msg_1"}
+    again = await intake.record(database, BATCH, [("msg_1", {}), ("msg_2", {})], now=clock())
+    assert again == {"msg_2"}
+    other_source = intake.Batch(source="auth0", job_kind="k", max_attempts=1)
+    assert await intake.record(database, other_source, [("msg_1", {})], now=clock()) == {"msg_1"}
+    async with database.begin() as conn:
+        assert (await jobs.stats(conn, now=clock())).depth == 3
