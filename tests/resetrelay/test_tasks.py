@@ -1,0 +1,215 @@
+"""The outbox behind the flow: a reset mail is delivered once through faults, dead at
+once on a permanent refusal, and survives a worker that stops before sending.
+
+Real aiosmtpd servers on loopback, the Auth0 emulator on uvicorn over HTTP, the
+service in-process; TLS certificates come from a throwaway CA made here.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from hooks.app import create_app
+from hooks.signature import sign
+from identity.emulator import create_emulator
+from mail.smtp import SmtpMailer
+from resetrelay.runtime import Runtime
+from resetrelay.settings import Settings
+from storage import outbox
+from tests.conftest import WEBHOOK_SECRET, Clock
+from tests.mail.servers import Recorder, RefusingRecipients
+from tests.support import free_port, serve_in_thread
+
+pytestmark = pytest.mark.anyio
+KEY = __import__("base64").b64decode(WEBHOOK_SECRET.removeprefix("whsec_") + "==")
+JANE = "jane@example.com"
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    users = [{"email": JANE, "password": "Old-Passw0rd!", "user_id": "auth0|jane"}]
+    with serve_in_thread(create_emulator(domain="acme.eu.auth0.com", users=users)) as url:
+        yield url
+
+
+class Service:
+    def __init__(self, runtime: Runtime, client: httpx.AsyncClient, clock: Clock) -> None:
+        self.runtime, self.client, self.clock = runtime, client, clock
+
+    async def request_reset(self) -> None:
+        body = json.dumps({"type": "password_reset.requested", "data": {"email": JANE}}).encode()
+        headers = sign(KEY, f"msg_{uuid.uuid4().hex}", int(self.clock().timestamp()), body)
+        answer = await self.client.post(
+            "/hooks/website", content=body, headers={**headers, "content-type": "application/json"}
+        )
+        assert answer.status_code == 202
+
+    async def mail_states(self) -> dict[str, int]:
+        async with self.runtime.db.begin() as conn:
+            return await outbox.counts(conn)
+
+    async def metric(self, name: str) -> str:
+        return (await self.client.get("/metrics")).text
+
+
+Build = Callable[..., Any]
+
+
+@pytest.fixture
+async def build(
+    database_url: str, clock: Clock, emulator_url: str, settings_for: Callable[..., Settings]
+) -> AsyncIterator[Build]:
+    made: list[tuple[Runtime, httpx.AsyncClient]] = []
+
+    async def make(smtp_url: str, *, tls: ssl.SSLContext | None = None) -> Service:
+        settings = settings_for(
+            database_url,
+            AUTH0_BASE_URL=emulator_url,
+            SMTP_URL=smtp_url,
+            MAIL_RETRY_INITIAL_SECONDS="10",
+        )
+        mailer = SmtpMailer(smtp_url, tls_context=tls, timeout=5)
+        runtime = Runtime.build(settings, now=clock, mailer=mailer)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(settings, runtime=runtime)),
+            base_url="http://resetrelay.test",
+        )
+        made.append((runtime, client))
+        return Service(runtime, client, clock)
+
+    yield make
+    for runtime, client in made:
+        await client.aclose()
+        await runtime.aclose()
+
+
+@pytest.fixture
+def smtp() -> Iterator[Callable[..., Controller]]:
+    started: list[Controller] = []
+
+    def start(handler: Any, **kwargs: Any) -> Controller:
+        controller = Controller(
+            handler, hostname="127.0.0.1", port=free_port(), server_hostname="mx.test", **kwargs
+        )
+        controller.start()
+        started.append(controller)
+        return controller
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+async def test_451_twice_then_delivered_once(build: Build, smtp: Any, clock: Clock) -> None:
+    handler = RefusingRecipients(times=2)
+    server = smtp(handler)
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    await service.request_reset()
+    for _ in range(6):
+        await service.runtime.worker.drain()
+        clock.advance(60)
+    assert len(handler.received) == 1
+    assert await service.mail_states() == {"sent": 1}
+    metrics = await service.metric("")
+    assert 'resetrelay_mails_total{event="retried"} 2.0' in metrics
+    assert 'resetrelay_mails_total{event="sent"} 1.0' in metrics
+
+
+async def test_550_is_dead_at_once(build: Build, smtp: Any, clock: Clock) -> None:
+    handler = RefusingRecipients(reply="550 5.1.1 no such mailbox", times=100)
+    server = smtp(handler)
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    await service.request_reset()
+    for _ in range(3):
+        await service.runtime.worker.drain()
+        clock.advance(3600)
+    assert handler.times == 99  # one attempt, never retried
+    assert await service.mail_states() == {"dead": 1}
+    assert 'resetrelay_mails_total{event="dead"} 1.0' in await service.metric("")
+
+
+async def test_worker_stopped_after_queueing_delivers_after_restart(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    handler = Recorder()
+    server = smtp(handler)
+    url = f"smtp://127.0.0.1:{server.port}"
+    first = await build(url)
+    await first.request_reset()
+    # The first process looks the user up and queues the mail, then "dies" (its
+    # worker never runs the send job; it may even have claimed it).
+    job = await first.runtime.worker.claim(10)
+    await first.runtime.worker.execute(job[0])
+    claimed = await first.runtime.worker.claim(10)
+    assert [j.kind for j in claimed] == ["mail.send"]
+    assert handler.received == []
+    second = await build(url)  # a new process on the same database
+    await second.runtime.worker.drain()
+    assert handler.received == []  # the dead worker's lease still holds
+    clock.advance(second.runtime.worker.lease.total_seconds() + 1)
+    await second.runtime.worker.drain()
+    await second.runtime.worker.drain()
+    assert len(handler.received) == 1
+    assert await second.mail_states() == {"sent": 1}
+
+
+@pytest.fixture(scope="module")
+def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client)
+    return server, client
+
+
+def _authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == b"relay"
+        and auth_data.password == b"s3cret"
+    )
+    return AuthResult(success=ok, auth_data=auth_data if ok else None)
+
+
+async def test_starttls_required_with_auth(
+    build: Build, smtp: Any, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    handler = Recorder()
+    server = smtp(
+        handler,
+        tls_context=tls[0],
+        require_starttls=True,
+        authenticator=_authenticator,
+        auth_required=True,
+    )
+    service = await build(f"smtp+starttls://relay:s3cret@127.0.0.1:{server.port}", tls=tls[1])
+    await service.request_reset()
+    await service.runtime.worker.drain()
+    assert len(handler.received) == 1
+    assert handler.received[0].tls and handler.received[0].login == "relay"
+
+
+async def test_implicit_tls(
+    build: Build, smtp: Any, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    handler = Recorder()
+    server = smtp(handler, ssl_context=tls[0])
+    service = await build(f"smtps://127.0.0.1:{server.port}", tls=tls[1])
+    await service.request_reset()
+    await service.runtime.worker.drain()
+    # The server speaks TLS from the first byte, so a delivery is a TLS delivery
+    # (aiosmtpd records `session.ssl` for STARTTLS only).
+    assert len(handler.received) == 1
