@@ -116,7 +116,7 @@ class ResetFlow:
         return ACCEPTED
 
     async def replay(self, event_id: str) -> Answer | None:
-        async with self.db.begin() as conn:
+        async with self.db.read() as conn:
             stored = await inbound.find(conn, SOURCE, event_id)
         return replayed(stored) if stored else None
 
@@ -144,7 +144,7 @@ class ResetFlow:
         # HMAC check that only our key could have produced this ticket.
         if not self.codec.well_formed(value):
             return None
-        async with self.db.begin() as conn:
+        async with self.db.read() as conn:
             row = await tickets.by_hash(conn, self.codec.lookup_hash(value))
         if row is None or not self.codec.matches(row.id, value):
             return None

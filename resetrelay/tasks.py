@@ -155,7 +155,7 @@ class Tasks:
     async def send_mail(self, run: JobRun) -> None:
         mail_id = int(run.job.payload["mail_id"])
         now = self.now()
-        async with self.db.begin() as conn:
+        async with self.db.read() as conn:
             row = await outbox.get(conn, mail_id)
             ticket = await tickets.by_id(conn, row.ticket_id) if row and row.ticket_id else None
         if row is None:

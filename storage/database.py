@@ -5,8 +5,9 @@ SQLite: WAL journal, a busy timeout, and every transaction opened with
 at the first write, so two connections that both read first deadlock on lock
 upgrade (SQLITE_BUSY with no busy-handler retry); taking the lock up front
 turns that into an orderly wait. See SQLAlchemy's "Serializable isolation /
-Savepoints / Transactional DDL" notes for pysqlite and aiosqlite. Inside one
-process a single pooled connection serialises writers without busy-waiting.
+Savepoints / Transactional DDL" notes for pysqlite and aiosqlite. Read-only
+work uses `read()`, a deferred transaction that never upgrades and so never
+holds the write lock.
 
 PostgreSQL: psycopg 3, async, a small pool with pre-ping.
 
@@ -57,7 +58,10 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only transactions never upgrade, so they may stay deferred and run
+        # beside a writer (WAL readers do not block); everything else is IMMEDIATE.
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -68,8 +72,10 @@ class Database:
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
-            # One connection per process: writers queue on the pool (async-friendly)
-            # rather than spinning in SQLite's busy handler.
+            # One pooled connection per process: writers queue on the pool (async,
+            # in order) instead of in SQLite's busy handler, which sleeps up to 100 ms
+            # between tries. Other processes (and the hot-path writer thread,
+            # storage.writer) are ordered by the busy timeout.
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
         else:
             kwargs.update(
@@ -97,9 +103,22 @@ class Database:
                 raise
             raise StorageUnavailable(type(exc).__name__) from exc
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (deferred on SQLite: it does not take the write lock)."""
+        try:
+            async with self.engine.connect() as plain:
+                conn = await plain.execution_options(readonly=True)
+                async with conn.begin():
+                    yield conn
+        except (PoolTimeout, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
+                raise
+            raise StorageUnavailable(type(exc).__name__) from exc
+
     async def ping(self) -> bool:
         try:
-            async with self.begin() as conn:
+            async with self.read() as conn:
                 await conn.execute(text("SELECT 1"))
         except (StorageError, OSError):
             return False
