@@ -1,47 +1,69 @@
 """What can go wrong talking to Auth0, as resetrelay sees it. Every httpx error
-and every unexpected answer is mapped into this tree inside `identity.client`,
-so callers never see the layer below.
+and every unexpected answer is mapped into this tree inside `identity.client`
+(at one place, `raise ... from exc`), so callers never see the layer below.
 
 IdentityError
- ├── PasswordRejected(rule, message)   the connection's password policy said no
- ├── UserNotFound                      404 for a user id (deleted meanwhile)
+ ├── PasswordRejected(rule, message)   the connection's password policy said no;
+ │                                     rule: strength | history | dictionary | user_info | unknown
+ ├── UserNotFound(user_id)             404 for a user id (deleted meanwhile)
  ├── NotAvailable(endpoint, status)    403/404 from a plan-restricted endpoint
- ├── RateLimited(retry_after)          429 and the wait is longer than our deadline
+ ├── RateLimited(retry_after)          429 and the wait does not fit our deadline
  ├── UpstreamUnavailable(retry_after)  5xx, timeouts, connection errors, after retries
  └── Auth0Error(status, code, message) any other answer we did not expect
+
+`retry_after` is always a finite number of seconds in [0, 3600]: callers are
+durable jobs that reschedule by it, so it must never be None, NaN or negative.
+No error carries a password, token or client secret.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Final
+
+__all__ = [
+    "Auth0Error",
+    "IdentityError",
+    "NotAvailable",
+    "PasswordRejected",
+    "RateLimited",
+    "UpstreamUnavailable",
+    "UserNotFound",
+]
+
+MAX_RETRY_AFTER: Final = 3600.0
+
+
+def _seconds(value: float | None, default: float) -> float:
+    if value is None or math.isnan(value) or value < 0:
+        return default
+    return min(value, MAX_RETRY_AFTER)
+
 
 class IdentityError(Exception):
-    pass
+    """Base of every error `identity` raises."""
 
 
 class PasswordRejected(IdentityError):
-    RULES = ("strength", "history", "dictionary", "user_info", "unknown")
+    RULES: Final = ("strength", "history", "dictionary", "user_info", "unknown")
 
     def __init__(self, rule: str, message: str) -> None:
-        super().__init__(f"password rejected ({rule})")
         self.rule = rule if rule in self.RULES else "unknown"
         self.message = message
+        super().__init__(f"password rejected ({self.rule}): {message}")
 
 
 class UserNotFound(IdentityError):
-    pass
+    def __init__(self, user_id: str = "") -> None:
+        self.user_id = user_id
+        super().__init__(f"no such user: {user_id}" if user_id else "no such user")
 
 
 class NotAvailable(IdentityError):
     def __init__(self, endpoint: str, status: int) -> None:
-        super().__init__(f"{endpoint} answered {status}")
         self.endpoint = endpoint
         self.status = status
-
-
-def _seconds(value: float | None, default: float) -> float:
-    if value is None or value != value or value < 0:  # None, NaN, negative
-        return default
-    return min(value, 3600.0)
+        super().__init__(f"{endpoint} answered {status} (not available on this plan?)")
 
 
 class RateLimited(IdentityError):
@@ -59,7 +81,7 @@ class UpstreamUnavailable(IdentityError):
 
 class Auth0Error(IdentityError):
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"Auth0 answered {status} {code}: {message[:200]}")
         self.status = status
         self.code = code
         self.message = message
+        super().__init__(f"Auth0 answered {status} {code}: {message[:200]}")
