@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+# The browser tests drive Debian's Chromium; the Action test runs under Node.js.
+tools:
+	scripts/ensure-browser
+	@command -v node >/dev/null || { echo "make: Node.js is needed (apt-get install nodejs)"; exit 1; }
+
+unit: install tools
 	$(BIN)/python -m pytest
 
 # Lint, types, then every test: on SQLite, and on PostgreSQL too when

@@ -319,7 +319,7 @@ _TEMPLATES: Final = {
   dt { color: #6b7280; } dd { margin: 0; word-break: break-all; }
   section { margin: 1rem 0; padding: 1rem; background: #fff; border: 1px solid #e5e7eb; }
   h2 { margin: 0 0 .6rem; font-size: 1rem; }
-  iframe { width: 100%; height: 36rem; border: 1px solid #e5e7eb; background: #fff; }
+  iframe { width: 100%; height: 44rem; border: 1px solid #e5e7eb; background: #fff; }
   pre { white-space: pre-wrap; word-break: break-word; margin: 0; }
   button { font: inherit; padding: .3rem .8rem; cursor: pointer; }
   .links li { word-break: break-all; }

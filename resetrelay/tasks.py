@@ -174,8 +174,9 @@ class Tasks:
                 return
             # The link exists only here, in memory, derived from SECRET_KEY.
             context["link"] = reset_link(self.settings, self.codec.value_for(ticket.id))
+            # Rounded to the nearest minute: a fresh one-hour link says "1 hour".
             context["expires_minutes"] = max(
-                1, int((ticket.expires_at - now).total_seconds() // 60)
+                1, round((ticket.expires_at - now).total_seconds() / 60)
             )
         context.setdefault("email", row.recipient)
         if isinstance(context.get("changed_at"), str):

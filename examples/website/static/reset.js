@@ -13,6 +13,7 @@
     lower: function (v) { return /[a-z]/.test(v); },
     upper: function (v) { return /[A-Z]/.test(v); },
     digit: function (v) { return /[0-9]/.test(v); },
+    symbol: function (v) { return /[^A-Za-z0-9]/.test(v); },
   };
 
   function update() {
