@@ -56,6 +56,8 @@ def run_latency(samples: int) -> float:
                 SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
             )
             emulator = [
+                sys.executable,
+                "-m",
                 "resetrelay",
                 "emulate-auth0",
                 "--port",
