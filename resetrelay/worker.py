@@ -199,7 +199,10 @@ class Worker:
             log.warning("database unavailable while finishing a job; its lease will lapse")
         finally:
             slots.release()
-            self._wake.set()
+            # Claim again once half the slots are free, not after every job: a claim
+            # is a transaction, and claiming in batches keeps them few under load.
+            if slots.value >= max(1, self.concurrency // 2):
+                self._wake.set()
 
     async def _sleep(self, stop: anyio.Event) -> None:
         with anyio.move_on_after(self.poll_interval):
