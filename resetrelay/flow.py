@@ -177,6 +177,24 @@ class ResetFlow:
         answer = await self._confirm(value, password)
         return await self._record(event_id, "password_reset.confirm", answer)
 
+    async def claim(self, row: TicketRow, now: datetime) -> tuple[bool, TicketRow | None]:
+        """Claim the ticket for one confirm; `(False, current row)` if someone else has it.
+
+        With the claim goes a guard job: if this process dies between Auth0's answer
+        and our commit, the guard settles the ticket from Auth0's
+        `last_password_reset` once the claim has lapsed (resetrelay.tasks)."""
+        async with self.db.begin() as conn:
+            if not await tickets.claim(conn, row.id, now=now, lease=CLAIM_LEASE):
+                return False, await tickets.by_id(conn, row.id)
+            await jobs.enqueue(
+                conn,
+                GUARD_JOB,
+                {"ticket_id": row.id, "claimed_at": now.isoformat()},
+                now=now,
+                delay=CLAIM_LEASE + timedelta(seconds=5),
+            )
+        return True, row
+
     async def _confirm(self, value: str, password: str) -> Answer:
         row = await self._find_ticket(value)
         if row is None:
@@ -184,20 +202,7 @@ class ResetFlow:
         now = self.now()
         if (status := row.status(now)) != "valid":
             return ticket_invalid(status)
-        async with self.db.begin() as conn:
-            claimed = await tickets.claim(conn, row.id, now=now, lease=CLAIM_LEASE)
-            if claimed:
-                # If we die between Auth0's answer and our commit, this job settles
-                # the ticket from Auth0's `last_password_reset` once the claim lapses.
-                await jobs.enqueue(
-                    conn,
-                    GUARD_JOB,
-                    {"ticket_id": row.id, "claimed_at": now.isoformat()},
-                    now=now,
-                    delay=CLAIM_LEASE + timedelta(seconds=5),
-                )
-            else:
-                current = await tickets.by_id(conn, row.id)
+        claimed, current = await self.claim(row, now)
         if not claimed:
             if current is not None and current.busy(now):
                 return Answer(

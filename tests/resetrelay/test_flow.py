@@ -385,3 +385,39 @@ def test_stack_uses_real_http(emulator_url: str) -> None:
     started = time.monotonic()
     assert httpx.get(f"{emulator_url}/__emulator/requests").status_code == 200
     assert time.monotonic() - started < 5
+
+
+async def _crash_after_claim(stack: Stack, *, set_password: bool) -> str:
+    """Run confirm up to Auth0's answer, then "die": nothing after it is committed."""
+    ticket = await request_ticket(stack)
+    flow = stack.runtime.flow
+    row = await flow._find_ticket(ticket)
+    assert row is not None
+    claimed, _ = await flow.claim(row, stack.clock())
+    assert claimed
+    if set_password:
+        await stack.runtime.auth0.set_password(row.user_id, STRONG)
+    return ticket
+
+
+async def test_guard_settles_a_confirm_that_died_after_auth0_answered(stack: Stack) -> None:
+    ticket = await _crash_after_claim(stack, set_password=True)
+    busy = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert busy.status_code == 409  # the dead process still holds the claim
+    stack.clock.advance(70)  # the claim lapses; the guard job comes due
+    await stack.drain()
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json() == {
+        "valid": False,
+        "reason": "used",
+    }
+    assert stack.calls("DELETE", "/api/v2/user-blocks/")  # cleanup ran
+    assert len(stack.mails()) == 2  # reset + changed
+
+
+async def test_guard_releases_a_confirm_that_died_before_auth0_answered(stack: Stack) -> None:
+    ticket = await _crash_after_claim(stack, set_password=False)
+    stack.clock.advance(70)
+    await stack.drain()
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json()["valid"] is True
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert done.status_code == 200
