@@ -103,7 +103,7 @@ def bench_latency(samples: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--only", choices=["requested", "latency"])
+    parser.add_argument("--only", choices=["requested", "latency", "logstream"])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
@@ -114,6 +114,10 @@ def main() -> None:
         bench_requested(args.seconds, args.connections, args.rounds)
     if args.only in (None, "latency"):
         bench_latency(args.samples)
+    if args.only in (None, "logstream"):
+        from bench.logstream import run_logstream
+
+        run_logstream(200)
     print(f"bench finished in {time.monotonic() - started:.0f} s")
 
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hooks.actiontoken import InvalidActionToken, verify
+from hooks.actiontoken import LEEWAY, InvalidActionToken, verify
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_payload, json_response
+from hooks.logstream import storable
 
 if TYPE_CHECKING:
     from resetrelay.runtime import Runtime
@@ -60,12 +61,13 @@ async def actions(request: Request) -> Response:
         raise HookError(422, "unknown_event_type", "Only post_change_password is handled.")
     user = event.get("user")
     user_id = user.get("user_id") if isinstance(user, dict) else None
-    if not isinstance(user_id, str) or not 0 < len(user_id) <= 255:
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= 255 or not storable(user_id):
         raise invalid_payload("user.user_id: Field required.")
     issued_at = datetime.fromtimestamp(claims.iat, tz=UTC)
     voided = await runtime.log_events.password_changed(
         jti=claims.jti,
-        expires_at=datetime.fromtimestamp(claims.exp, tz=UTC),
+        # Kept while the token still verifies (exp + leeway), or pruning would let it replay.
+        expires_at=datetime.fromtimestamp(claims.exp + LEEWAY, tz=UTC),
         user_id=user_id,
         changed_before=issued_at,
     )

@@ -18,6 +18,8 @@ from typing import Any, Final
 from jose import jwt
 from jose.exceptions import JOSEError
 
+from hooks.logstream import storable
+
 MAX_LIFETIME: Final = 300
 LEEWAY: Final = 30
 AUDIENCE: Final = "resetrelay"
@@ -66,6 +68,8 @@ def verify(token: str, body: bytes, *, secret: str, issuer: str, now: float) -> 
         raise InvalidActionToken("iat and exp are required integers")
     if not isinstance(jti, str) or not 0 < len(jti) <= 255:
         raise InvalidActionToken("jti is required")
+    if not storable(jti):  # NUL or a lone surrogate would fail the replay-check INSERT: a 5xx
+        raise InvalidActionToken("jti is not storable text")
     if not isinstance(digest, str):
         raise InvalidActionToken("body_sha256 is required")
     # Constant time: the digest is not secret, but there is no reason to leak a prefix.

@@ -24,6 +24,18 @@ class Parsed:
     malformed: int = 0
 
 
+def storable(text: str) -> bool:
+    """Text a database can hold: PostgreSQL refuses NUL in text, and a lone surrogate
+    (which JSON's `\\u` escapes allow) cannot be encoded as UTF-8 for either backend."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _item(value: Any) -> LogItem | None:
     if not isinstance(value, dict):
         return None
@@ -34,6 +46,8 @@ def _item(value: Any) -> LogItem | None:
     kind = data.get("type")
     if not isinstance(kind, str) or not 0 < len(kind) <= 64:
         return None
+    if not (storable(log_id) and storable(kind)):
+        return None  # would make the INSERT fail: a 5xx, and Auth0 retrying the batch
     return LogItem(log_id, kind, data)
 
 
@@ -49,6 +63,8 @@ def _candidates(document: Any) -> Iterator[Any]:
                     yield from value
                     return
             yield document
+    else:
+        yield document  # a bare string or number: not an object, so counted as malformed
 
 
 def parse(body: bytes) -> Parsed:

@@ -39,16 +39,32 @@ VOID: Final = {"scp": "password_changed", "sce": "email_changed", "sdu": "user_d
 ONE_MAIL_PER: Final = {"breached": timedelta(hours=24), "blocked": timedelta(hours=1)}
 # The fields a job needs; the rest of a log entry (IPs, user agents) is not kept.
 _KEEP: Final = ("type", "date", "user_id", "user_name", "connection", "strategy_type")
+MAX_FIELD: Final = 512  # longer than any Auth0 id, address or date
+
+
+def _usable(value: Any) -> bool:
+    """A kept field must be text the job can use and the database can hold (Auth0's
+    are all strings): NaN, NUL or a lone surrogate would fail the INSERT on
+    PostgreSQL (a 5xx) or crash the job on every attempt."""
+    if not isinstance(value, str) or len(value) > MAX_FIELD or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def event_time(data: dict[str, Any], fallback: datetime) -> datetime:
-    text = data.get("date")
-    if isinstance(text, str):
+    raw = data.get("date")
+    if isinstance(raw, str):
         try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            # In UTC here: an offset that pushes it past year 1 or 9999 fails now, not
+            # in the database driver on every attempt of the job.
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (ValueError, OverflowError):
             return fallback
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return fallback
 
 
@@ -88,7 +104,8 @@ class LogEvents:
                     now=now,
                 )
                 payloads = [
-                    {k: item.data.get(k) for k in _KEEP if k in item.data} | {"log_id": log_id}
+                    {k: item.data[k] for k in _KEEP if _usable(item.data.get(k))}
+                    | {"log_id": log_id}
                     for log_id, item in actionable.items()
                     if log_id in new_ids
                 ]
@@ -157,6 +174,9 @@ class LogEvents:
             return
         now = self.now()
         async with self.db.begin() as conn:
+            # Two leak events for one user (Auth0 logs one per IP) run as concurrent
+            # jobs: the lock makes the second see the first's ticket.
+            await tickets.lock_user(conn, user.user_id)
             if await tickets.issued_since(
                 conn, user.user_id, purpose=purpose, since=now - ONE_MAIL_PER[purpose]
             ):

@@ -8,11 +8,12 @@ claim lapses at `claimed_until` and the ticket is usable again.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Ticket
@@ -52,6 +53,18 @@ class TicketRow:
         return self.state == CLAIMED and self.claimed_until is not None and self.claimed_until > now
 
 
+async def lock_user(conn: AsyncConnection, user_id: str) -> None:
+    """Serialise ticket issuing for one user until the transaction ends. Under
+    PostgreSQL's READ COMMITTED two concurrent issuers would each void only the
+    tickets committed before them, leaving two open; an advisory lock orders them.
+    SQLite needs nothing: its write transactions are BEGIN IMMEDIATE, one at a time."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"resetrelay.tickets:{user_id}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 async def insert(
     conn: AsyncConnection,
     *,
@@ -66,6 +79,7 @@ async def insert(
     ttl: timedelta,
 ) -> None:
     """Store a new open ticket and void the user's older open ones (only the newest link works)."""
+    await lock_user(conn, user_id)
     await void_for_user(conn, user_id, now=now, reason="superseded")
     await conn.execute(
         _tickets.insert().values(

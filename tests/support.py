@@ -1,14 +1,16 @@
-"""Running ASGI apps on real loopback sockets for tests (uvicorn in a thread)."""
+"""Running ASGI apps on real loopback sockets for tests (uvicorn in a thread, or in
+the test's own event loop)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import anyio
 import uvicorn
 
 HOST = "127.0.0.1"
@@ -40,3 +42,24 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@asynccontextmanager
+async def serve_in_loop(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1 over real HTTP from the *calling* event loop until the
+    block ends; yields its base URL. The app shares the test's loop, so the test can
+    use the same Runtime (database engine, worker) that answers the requests."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host=HOST, port=port, log_config=None, access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield f"http://{HOST}:{port}"
+        finally:
+            server.should_exit = True

@@ -63,3 +63,25 @@ def test_authorization_exact_or_bearer() -> None:
     assert not authorized("", "s3cret")
     assert not authorized("s3cre", "s3cret")
     assert not authorized("Basic s3cret", "s3cret")
+
+
+def test_scalars_are_items_that_are_not_objects() -> None:
+    assert parse(b"null").malformed == 1
+    lines = [json.dumps(item("ok")), '"a string"', "42", "null", "true"]
+    parsed = parse("\n".join(lines).encode())
+    assert [i.log_id for i in parsed.items] == ["ok"]
+    assert parsed.malformed == 4
+
+
+def test_ids_a_database_cannot_hold_are_malformed() -> None:
+    body = "\n".join(
+        [
+            json.dumps(item("nul\u0000")),
+            json.dumps(item("\ud800")),
+            json.dumps({"log_id": "t", "data": {"type": "scp\udfff"}}),
+            json.dumps(item("ok")),
+        ]
+    ).encode()
+    parsed = parse(body)
+    assert [i.log_id for i in parsed.items] == ["ok"]
+    assert parsed.malformed == 3

@@ -143,3 +143,21 @@ async def test_void_respects_created_before(database: Database, clock: Clock) ->
             == 0
         )
         assert await tickets.void_for_user(conn, "auth0|1", now=clock(), reason="scp") == 1
+
+
+async def test_concurrent_issues_leave_one_open_ticket(database: Database, clock: Clock) -> None:
+    others = [Database(database.url) for _ in range(5)]
+
+    async def issue(db: Database, n: int) -> None:
+        await new(db, clock, f"t{n}")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for n, db in enumerate([database, *others]):
+                tg.start_soon(issue, db, n)
+    finally:
+        for db in others:
+            await db.dispose()
+    states = [(await get(database, f"t{n}")).status(clock()) for n in range(6)]
+    assert states.count("valid") == 1
+    assert states.count("revoked") == 5
