@@ -18,7 +18,7 @@ from starlette.responses import Response
 from hooks.actiontoken import LEEWAY, InvalidActionToken, verify
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_payload, json_response
-from hooks.logstream import storable
+from storage.sql import storable
 
 if TYPE_CHECKING:
     from resetrelay.runtime import Runtime

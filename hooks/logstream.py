@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from storage.sql import storable
+
 
 @dataclass(frozen=True)
 class LogItem:
@@ -22,18 +24,6 @@ class LogItem:
 class Parsed:
     items: list[LogItem]
     malformed: int = 0
-
-
-def storable(text: str) -> bool:
-    """Text a database can hold: PostgreSQL refuses NUL in text, and a lone surrogate
-    (which JSON's `\\u` escapes allow) cannot be encoded as UTF-8 for either backend."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _item(value: Any) -> LogItem | None:

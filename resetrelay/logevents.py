@@ -29,6 +29,7 @@ from resetrelay.tickets import TicketCodec
 from resetrelay.worker import JobKind, JobRun
 from storage import inbound, jobs, tickets, tokens
 from storage.database import Database
+from storage.sql import storable
 
 log = logging.getLogger("resetrelay.logevents")
 
@@ -46,13 +47,7 @@ def _usable(value: Any) -> bool:
     """A kept field must be text the job can use and the database can hold (Auth0's
     are all strings): NaN, NUL or a lone surrogate would fail the INSERT on
     PostgreSQL (a 5xx) or crash the job on every attempt."""
-    if not isinstance(value, str) or len(value) > MAX_FIELD or "\x00" in value:
-        return False
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return isinstance(value, str) and len(value) <= MAX_FIELD and storable(value)
 
 
 def event_time(data: dict[str, Any], fallback: datetime) -> datetime:
