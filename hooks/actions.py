@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from hooks.actiontoken import LEEWAY, InvalidActionToken, verify
 from hooks.bodies import read_limited, require_json
-from hooks.errors import HookError, invalid_payload, json_response
+from hooks.errors import HookError, invalid_payload, json_response, not_configured, unauthorized
 from storage.sql import storable
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("resetrelay.hooks.actions")
 
 MAX_BODY = 64 * 1024
-UNAUTHORIZED = HookError(401, "unauthorized", "The bearer token is missing or invalid.")
+UNAUTHORIZED = "The bearer token is missing or invalid."
 
 
 async def actions(request: Request) -> Response:
@@ -34,12 +34,12 @@ async def actions(request: Request) -> Response:
     settings = runtime.settings
     secret = settings.auth0_action_secret.reveal()
     if not secret:
-        raise HookError(404, "not_found", "Not Found")
+        raise not_configured()
     require_json(request)
     body = await read_limited(request, MAX_BODY)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise UNAUTHORIZED
+        raise unauthorized(UNAUTHORIZED)
     try:
         claims = verify(
             token.strip(),
@@ -50,7 +50,7 @@ async def actions(request: Request) -> Response:
         )
     except InvalidActionToken as exc:
         log.info("action token rejected", extra={"fields": {"reason": exc.reason}})
-        raise UNAUTHORIZED from None
+        raise unauthorized(UNAUTHORIZED) from None
     try:
         event = json.loads(body)
     except ValueError:
@@ -73,5 +73,5 @@ async def actions(request: Request) -> Response:
     )
     if voided is None:
         log.info("action token replayed")
-        raise UNAUTHORIZED
+        raise unauthorized(UNAUTHORIZED)
     return json_response(200, {"status": "ok", "voided": voided})

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hooks.bodies import read_limited
-from hooks.errors import HookError, json_response
+from hooks.errors import json_response, not_configured, unauthorized
 from hooks.logstream import parse
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("resetrelay.hooks.auth0")
 
 MAX_BODY = 5 * 1024 * 1024
-NOT_CONFIGURED = HookError(404, "not_found", "Not Found")
-UNAUTHORIZED = HookError(401, "unauthorized", "The Authorization header is missing or wrong.")
+UNAUTHORIZED = "The Authorization header is missing or wrong."
 
 
 def authorized(presented: str, configured: str) -> bool:
@@ -45,9 +44,9 @@ async def log_stream(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     token = runtime.settings.auth0_log_stream_token.reveal()
     if not token:
-        raise NOT_CONFIGURED  # unset: the route does not exist for callers
+        raise not_configured()  # unset: the route does not exist for callers
     if not authorized(request.headers.get("authorization", ""), token):
-        raise UNAUTHORIZED
+        raise unauthorized(UNAUTHORIZED)
     body = await read_limited(request, MAX_BODY)
     parsed = parse(body)
     summary = await runtime.log_events.store(parsed.items)

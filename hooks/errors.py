@@ -56,6 +56,18 @@ def invalid_payload(message: str) -> HookError:
     return HookError(400, "invalid_payload", message)
 
 
-INVALID_SIGNATURE = HookError(
-    401, "invalid_signature", "The webhook signature is missing, invalid or too old."
-)
+# Factories, not shared instances: a module-level exception raised by concurrent
+# requests would carry one request's traceback and context into the next.
+def invalid_signature() -> HookError:
+    return HookError(
+        401, "invalid_signature", "The webhook signature is missing, invalid or too old."
+    )
+
+
+def unauthorized(message: str) -> HookError:
+    return HookError(401, "unauthorized", message)
+
+
+def not_configured() -> HookError:
+    """An optional route whose secret is unset answers as if it did not exist."""
+    return HookError(404, "not_found", "Not Found")

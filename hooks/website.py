@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from hooks import events
 from hooks.bodies import read_limited, require_json
-from hooks.errors import INVALID_SIGNATURE, HookError
+from hooks.errors import HookError, invalid_signature
 from hooks.signature import InvalidSignature, verify
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ async def website(request: Request) -> Response:
             )
         except InvalidSignature as exc:
             log.info("signature rejected", extra={"fields": {"reason": exc.reason}})
-            raise INVALID_SIGNATURE from None
+            raise invalid_signature() from None
         event_type, data = events.parse(body)
     except HookError as exc:
         metrics.requests.labels("unknown", exc.code).inc()

@@ -20,17 +20,6 @@ class StoredAnswer:
     answer: str
 
 
-async def find_many(
-    conn: AsyncConnection, source: str, event_ids: list[str]
-) -> dict[str, StoredAnswer]:
-    rows = await conn.execute(
-        select(_events.c.event_id, _events.c.status_code, _events.c.answer).where(
-            _events.c.source == source, _events.c.event_id.in_(event_ids)
-        )
-    )
-    return {row.event_id: StoredAnswer(row.status_code, row.answer) for row in rows}
-
-
 async def find(conn: AsyncConnection, source: str, event_id: str) -> StoredAnswer | None:
     row = (
         await conn.execute(
