@@ -18,11 +18,11 @@ SQLAlchemy exception.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from storage.writer import SqliteWriter
 
 __all__ = ["Database", "StorageError", "StorageUnavailable"]
+
+T = TypeVar("T")
 
 
 class StorageError(Exception):
@@ -88,7 +90,7 @@ class Database:
 
     @property
     def writer(self) -> SqliteWriter:
-        """SQLite only: the hot-path writer thread (storage.writer), made on first use."""
+        """SQLite only: the writer thread (storage.writer), made on first use."""
         if self._writer is None:
             self._writer = SqliteWriter(self.url)
         return self._writer
@@ -111,6 +113,31 @@ class Database:
                 conn = await plain.execution_options(readonly=True)
                 async with conn.begin():
                     yield conn
+        except (PoolTimeout, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
+                raise
+            raise StorageUnavailable(type(exc).__name__) from exc
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(connection)`, synchronous SQLAlchemy Core, in one write transaction.
+
+        SQLite: in the writer thread (storage.writer), one thread hop for the whole
+        transaction instead of about four per statement through aiosqlite.
+        PostgreSQL: on a pooled connection through `AsyncConnection.run_sync`.
+        For batch paths that run many short transactions (the worker's claims, the
+        outbox); `work` must not block on anything but the database."""
+        return await self._run(work, readonly=False)
+
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """As `run`, in a read-only transaction (deferred on SQLite)."""
+        return await self._run(work, readonly=True)
+
+    async def _run(self, work: Callable[[Connection], T], *, readonly: bool) -> T:
+        try:
+            if self.dialect == "sqlite":
+                return await self.writer.run_sync(work, readonly=readonly)
+            async with self.read() if readonly else self.begin() as conn:
+                return await conn.run_sync(work)
         except (PoolTimeout, DBAPIError) as exc:
             if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
                 raise

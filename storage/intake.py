@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from storage.database import Database, StorageUnavailable
 
 
@@ -98,7 +100,7 @@ async def record(
 
         try:
             rows = await db.writer.run(work)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, DBAPIError) as exc:
             raise StorageUnavailable(type(exc).__name__) from exc
     else:
         async with _driver(db) as driver:

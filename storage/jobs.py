@@ -17,12 +17,14 @@ its worker still runs out of attempts.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import Job
 from storage.sql import table
@@ -72,13 +74,6 @@ async def enqueue(
     return int(result.scalar_one())
 
 
-def _claimable(now: datetime) -> Any:
-    return or_(
-        and_(_jobs.c.status == QUEUED, _jobs.c.run_after <= now),
-        and_(_jobs.c.status == RUNNING, _jobs.c.lease_until < now),
-    )
-
-
 async def claim(
     conn: AsyncConnection,
     *,
@@ -88,32 +83,73 @@ async def claim(
     kinds: tuple[str, ...] | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs (oldest first) to the caller."""
-    pick = select(_jobs.c.id).where(_claimable(now))
-    if kinds is not None:
-        pick = pick.where(_jobs.c.kind.in_(kinds))
-    pick = pick.order_by(_jobs.c.run_after, _jobs.c.id).limit(limit)
-    pick = pick.with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+    return await conn.run_sync(claim_sync, now=now, lease=lease, limit=limit, kinds=kinds)
+
+
+def claim_sync(
+    conn: Connection,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    kinds: tuple[str, ...] | None = None,
+) -> list[ClaimedJob]:
+    """`claim` for `Database.run` (one thread hop per claim on SQLite)."""
     token = secrets.token_hex(16)
-    rows = (
-        await conn.execute(
+    params: dict[str, Any] = {"now": now, "lease_end": now + lease, "token": token}
+    if kinds is not None:
+        params["kinds"] = list(kinds)
+    rows: list[Any] = []
+    for statement in _CLAIMS[kinds is not None]:
+        want = limit - len(rows)
+        if want <= 0:
+            break
+        rows += conn.execute(statement, {**params, "limit": want}).all()
+    return [
+        ClaimedJob(r.id, r.kind, dict(r.payload), r.attempts, r.max_attempts, token)
+        for r in sorted(rows, key=lambda r: r.id)
+    ]
+
+
+def _claim_statements(*, by_kind: bool) -> tuple[Any, ...]:
+    """The claim, as two statements built once (building a statement costs more
+    than SQLite takes to run it): lapsed leases first, they were due before
+    anything still queued, then queued jobs.
+
+    Each is an index range scan on (status, run_after) that stops after `limit`
+    rows. One `OR` of both conditions would make both databases read and sort
+    every due job on every claim, so a claim would cost as much as the backlog
+    is long."""
+    now: BindParameter[datetime] = bindparam("now")
+    due = (
+        and_(_jobs.c.status == RUNNING, _jobs.c.lease_until < now),
+        and_(_jobs.c.status == QUEUED, _jobs.c.run_after <= now),
+    )
+    statements = []
+    for condition in due:
+        pick = select(_jobs.c.id).where(condition)
+        if by_kind:
+            pick = pick.where(_jobs.c.kind.in_(bindparam("kinds", expanding=True)))
+        pick = pick.order_by(_jobs.c.run_after, _jobs.c.id).limit(bindparam("limit"))
+        pick = pick.with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+        statements.append(
             update(_jobs)
-            .where(_jobs.c.id.in_(pick.scalar_subquery()), _claimable(now))
+            .where(_jobs.c.id.in_(pick.scalar_subquery()), condition)
             .values(
                 status=RUNNING,
                 attempts=_jobs.c.attempts + 1,
-                lease_until=now + lease,
-                lease_token=token,
+                lease_until=bindparam("lease_end"),
+                lease_token=bindparam("token"),
                 updated_at=now,
             )
             .returning(
                 _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
             )
         )
-    ).all()
-    return [
-        ClaimedJob(r.id, r.kind, dict(r.payload), r.attempts, r.max_attempts, token)
-        for r in sorted(rows, key=lambda r: r.id)
-    ]
+    return tuple(statements)
+
+
+_CLAIMS = {False: _claim_statements(by_kind=False), True: _claim_statements(by_kind=True)}
 
 
 def _owned(job: ClaimedJob) -> Any:
@@ -129,6 +165,44 @@ async def complete(conn: AsyncConnection, job: ClaimedJob, *, now: datetime) -> 
         .values(status=DONE, lease_until=None, lease_token=None, updated_at=now)
     )
     return result.rowcount == 1
+
+
+async def complete_many(
+    conn: AsyncConnection, claimed: Sequence[ClaimedJob], *, now: datetime
+) -> set[int]:
+    """Complete several jobs in one statement per claim; returns the ids still owned."""
+    return await conn.run_sync(complete_many_sync, claimed, now=now)
+
+
+def complete_many_sync(
+    conn: Connection, claimed: Sequence[ClaimedJob], *, now: datetime
+) -> set[int]:
+    """`complete_many` for `Database.run`.
+
+    Jobs leased by one claim share its lease token, so a batch from one claim is
+    one `UPDATE ... WHERE id IN (...) AND lease_token = ...`. A job missing from
+    the answer had its lease taken over: its new owner decides its fate.
+    """
+    by_token: dict[str, list[int]] = {}
+    for job in claimed:
+        by_token.setdefault(job.lease_token, []).append(job.id)
+    owned: set[int] = set()
+    for token, ids in by_token.items():
+        rows = conn.execute(_COMPLETE_MANY, {"ids": ids, "token": token, "now": now})
+        owned.update(int(job_id) for job_id in rows.scalars())
+    return owned
+
+
+_COMPLETE_MANY = (
+    update(_jobs)
+    .where(
+        _jobs.c.id.in_(bindparam("ids", expanding=True)),
+        _jobs.c.status == RUNNING,
+        _jobs.c.lease_token == bindparam("token"),
+    )
+    .values(status=DONE, lease_until=None, lease_token=None, updated_at=bindparam("now"))
+    .returning(_jobs.c.id)
+)
 
 
 async def retry(

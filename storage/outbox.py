@@ -3,11 +3,12 @@ caller's transaction, so a mail exists exactly when the state that caused it doe
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import jobs
@@ -67,8 +68,23 @@ async def queue(
 
 async def get(conn: AsyncConnection, mail_id: int) -> MailRow | None:
     row = (await conn.execute(select(_mail).where(_mail.c.id == mail_id))).first()
-    if row is None:
-        return None
+    return None if row is None else _row(row)
+
+
+def get_many_sync(conn: Connection, mail_ids: Collection[int]) -> dict[int, MailRow]:
+    """The rows that exist among `mail_ids`, by id (one query for a batch of sends);
+    for `Database.run_read`."""
+    if not mail_ids:
+        return {}
+    rows = conn.execute(_GET_MANY, {"ids": list(mail_ids)})
+    return {row.id: _row(row) for row in rows}
+
+
+# Built once: constructing a statement costs more than running it (bench/outbox.py).
+_GET_MANY = select(_mail).where(_mail.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _row(row: Any) -> MailRow:
     return MailRow(
         id=row.id,
         template=row.template,
@@ -91,12 +107,39 @@ async def mark(
     error: str | None = None,
     attempted: bool = False,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "last_error": error}
+    await conn.run_sync(mark_sync, [mail_id], status, now=now, error=error, attempted=attempted)
+
+
+def mark_sync(
+    conn: Connection,
+    mail_ids: Collection[int],
+    status: str,
+    *,
+    now: datetime,
+    error: str | None = None,
+    attempted: bool = False,
+) -> None:
+    """Set the status of each of `mail_ids` (one statement); for `Database.run`."""
+    if not mail_ids:
+        return
+    params = {"ids": list(mail_ids), "new_status": status, "error": error, "now": now}
+    conn.execute(_MARKS[attempted, status == SENT], params)
+
+
+def _mark_statement(*, attempted: bool, sent: bool) -> Any:
+    values: dict[str, Any] = {"status": bindparam("new_status"), "last_error": bindparam("error")}
     if attempted:
         values["attempts"] = _mail.c.attempts + 1
-    if status == SENT:
-        values["sent_at"] = now
-    await conn.execute(update(_mail).where(_mail.c.id == mail_id).values(**values))
+    if sent:
+        values["sent_at"] = bindparam("now")
+    return update(_mail).where(_mail.c.id.in_(bindparam("ids", expanding=True))).values(**values)
+
+
+_MARKS = {
+    (attempted, sent): _mark_statement(attempted=attempted, sent=sent)
+    for attempted in (False, True)
+    for sent in (False, True)
+}
 
 
 async def counts(conn: AsyncConnection) -> dict[str, int]:

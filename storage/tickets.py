@@ -9,11 +9,12 @@ claim lapses at `claimed_until` and the ticket is usable again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Ticket
@@ -108,6 +109,17 @@ async def by_hash(conn: AsyncConnection, lookup_hash: str) -> TicketRow | None:
 async def by_id(conn: AsyncConnection, ticket_id: str) -> TicketRow | None:
     row = (await conn.execute(select(_tickets).where(_tickets.c.id == ticket_id))).first()
     return None if row is None else _row(row)
+
+
+def by_ids_sync(conn: Connection, ticket_ids: Collection[str]) -> dict[str, TicketRow]:
+    """The rows that exist among `ticket_ids`, by id; for `Database.run_read`."""
+    if not ticket_ids:
+        return {}
+    rows = conn.execute(_BY_IDS, {"ids": list(ticket_ids)})
+    return {row.id: _row(row) for row in rows}
+
+
+_BY_IDS = select(_tickets).where(_tickets.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _row(row: Any) -> TicketRow:
