@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 import httpx
+from sqlalchemy import Connection
 
 from hooks.signature import sign
 from identity.client import Auth0Client
@@ -37,7 +39,7 @@ from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
 from resetrelay.settings import Settings
 from resetrelay.tickets import TicketCodec
-from resetrelay.worker import JobKind, JobRun, Permanent, Retry
+from resetrelay.worker import BatchJobKind, JobKind, JobRun, Permanent, Retry, settle_completed
 from storage import jobs, outbox, ratelimits, tickets
 from storage.database import Database
 
@@ -70,12 +72,12 @@ class Tasks:
     def __post_init__(self) -> None:
         self._rate_key = derive(self.settings.secret_key.reveal(), "rate-limits")
 
-    def kinds(self) -> Mapping[str, JobKind]:
+    def kinds(self) -> Mapping[str, JobKind | BatchJobKind]:
         mail_backoff = max(0.01, self.settings.mail_retry_initial_seconds)
         return {
             flow.REQUESTED_JOB: JobKind(self.requested),
             flow.GUARD_JOB: JobKind(self.confirm_guard),
-            outbox.SEND_JOB: JobKind(self.send_mail, backoff_initial=mail_backoff),
+            outbox.SEND_JOB: BatchJobKind(self.send_mails, backoff_initial=mail_backoff),
             cleanup.UNBLOCK_JOB: JobKind(self.unblock),
             cleanup.REVOKE_JOB: JobKind(self.revoke_sessions),
             cleanup.VERIFY_EMAIL_JOB: JobKind(self.mark_email_verified),
@@ -152,25 +154,67 @@ class Tasks:
 
     # -- the outbox -----------------------------------------------------------------
 
-    async def send_mail(self, run: JobRun) -> None:
-        mail_id = int(run.job.payload["mail_id"])
+    async def send_mails(self, runs: list[JobRun]) -> None:
+        """Send the outbox mails of one claim: one read for all of them, the sends in
+        parallel over the mailer's pool, and the outcomes recorded by group commit as
+        the sends finish (`_Outcomes`), so a batch costs a few transactions, not a
+        few per mail, and a slow send does not hold back the record of the others."""
+        mail_ids = {run.job.id: int(run.job.payload["mail_id"]) for run in runs}
+
+        def load(
+            conn: Connection,
+        ) -> tuple[dict[int, outbox.MailRow], dict[str, tickets.TicketRow]]:
+            rows = outbox.get_many_sync(conn, mail_ids.values())
+            ticket_ids = {row.ticket_id for row in rows.values() if row.ticket_id}
+            return rows, tickets.by_ids_sync(conn, ticket_ids)
+
+        rows, ticket_rows = await self.db.run_read(load)
+        outcomes = _Outcomes(self.db, self.now)
+        async with anyio.create_task_group() as tg:
+            for run in runs:
+                mail_id = mail_ids[run.job.id]
+                row = rows.get(mail_id)
+                ticket = ticket_rows.get(row.ticket_id) if row and row.ticket_id else None
+                tg.start_soon(self._send_one, run, mail_id, row, ticket, outcomes)
+
+    async def _send_one(
+        self,
+        run: JobRun,
+        mail_id: int,
+        row: outbox.MailRow | None,
+        ticket: tickets.TicketRow | None,
+        outcomes: _Outcomes,
+    ) -> None:
+        # Every failure stays with this run; one bad mail must not cancel its batch.
+        try:
+            await self._send(run, mail_id, row, ticket, outcomes)
+        except (Retry, Permanent) as exc:
+            run.fail(exc)
+        except Exception as exc:
+            log.exception("mail job failed", extra={"fields": {"mail_id": mail_id}})
+            run.fail(Retry(f"{type(exc).__name__}: {exc}"))
+
+    async def _send(
+        self,
+        run: JobRun,
+        mail_id: int,
+        row: outbox.MailRow | None,
+        ticket: tickets.TicketRow | None,
+        outcomes: _Outcomes,
+    ) -> None:
         now = self.now()
-        async with self.db.read() as conn:
-            row = await outbox.get(conn, mail_id)
-            ticket = await tickets.by_id(conn, row.ticket_id) if row and row.ticket_id else None
         if row is None:
             raise Permanent(f"mail {mail_id} does not exist")
         if row.status in (outbox.SENT, outbox.DEAD, outbox.EXPIRED):
+            await outcomes.record(run, mail_id, None)
             return
         context: dict[str, Any] = dict(row.context)
         if row.ticket_id is not None:
             status = ticket.status(now) if ticket else "unknown"
             if status != "valid" or ticket is None:
                 # A link that cannot work is not sent: expired, used, or superseded.
-                async with self.db.begin() as conn:
-                    await outbox.mark(conn, mail_id, outbox.EXPIRED, now=now, error=status)
-                    await run.complete(conn)
-                self.metrics.mails.labels("expired").inc()
+                if await outcomes.record(run, mail_id, outbox.EXPIRED, error=status):
+                    self.metrics.mails.labels("expired").inc()
                 return
             # The link exists only here, in memory, derived from SECRET_KEY.
             context["link"] = reset_link(self.settings, self.codec.value_for(ticket.id))
@@ -214,9 +258,8 @@ class Tasks:
                 )
             await self._mail_dead(row, str(exc))
             raise Permanent(f"smtp refused: {exc}") from exc
-        async with self.db.begin() as conn:
-            await outbox.mark(conn, mail_id, outbox.SENT, now=self.now(), attempted=True)
-            await run.complete(conn)
+        if not await outcomes.record(run, mail_id, outbox.SENT):
+            return
         self.metrics.mails.labels("sent").inc()
         log.info(
             "mail sent",
@@ -332,3 +375,52 @@ class Tasks:
             raise Retry(f"website unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 300:
             raise Retry(f"website answered {response.status_code}")
+
+
+class _Outcomes:
+    """Group commit for the outcomes of one batch of sends.
+
+    A finished send adds its outcome and waits for the lock; whoever holds it
+    writes everything added so far in one transaction: the jobs completed (only
+    those still leased to us) and their mails marked. Sends that finish while a
+    write is in flight ride in the next one. The mail's state and its job's
+    completion commit together, as `JobRun.complete` does for one job.
+    """
+
+    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
+        self._db = db
+        self._now = now
+        self._pending: list[tuple[JobRun, int, str | None, str | None]] = []
+        self._lock = anyio.Lock()
+
+    async def record(
+        self, run: JobRun, mail_id: int, status: str | None, *, error: str | None = None
+    ) -> bool:
+        """Complete `run`, marking its mail `status` (None: leave the mail as it is).
+        True when it committed as ours; otherwise the run has been failed."""
+        self._pending.append((run, mail_id, status, error))
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if batch:
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # the database; every run of this write fails
+                    log.warning("could not record sent mails", exc_info=True)
+                    for pending_run, *_ in batch:
+                        pending_run.fail(Retry(f"recording failed: {type(exc).__name__}"))
+        return run.completed
+
+    async def _write(self, batch: list[tuple[JobRun, int, str | None, str | None]]) -> None:
+        now = self._now()
+        runs = [run for run, *_ in batch]
+
+        def write(conn: Connection) -> set[int]:
+            owned = jobs.complete_many_sync(conn, [run.job for run in runs], now=now)
+            sent = [m for run, m, st, _ in batch if st == outbox.SENT and run.job.id in owned]
+            outbox.mark_sync(conn, sent, outbox.SENT, now=now, attempted=True)
+            for run, mail_id, status, error in batch:
+                if status == outbox.EXPIRED and run.job.id in owned:
+                    outbox.mark_sync(conn, [mail_id], outbox.EXPIRED, now=now, error=error)
+            return owned
+
+        settle_completed(runs, await self._db.run(write))

@@ -8,6 +8,14 @@ complete its job inside its own transaction (`JobRun.complete`), so its
 writes and the job's completion commit together: no double effects if the
 process dies between them.
 
+A `BatchJobKind` takes every job of its kind from one claim at once, so a
+handler can read and record a batch in a few transactions instead of a few
+per job (the outbox does: `resetrelay.tasks.Tasks.send_mails`). It settles
+each run itself: `JobRun.fail` with `Retry`/`Permanent`, or completion
+with `jobs.complete_many` inside its own transaction followed by
+`settle_completed` once that committed; runs it leaves unsettled
+are completed by the worker, and an exception it raises fails them all.
+
 `run()` stops claiming when `stop` is set, gives running jobs `grace` seconds,
 then cancels them; their leases lapse and another worker picks them up.
 """
@@ -16,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +57,10 @@ class JobRun:
     job: jobs.ClaimedJob
     now: Callable[[], datetime]
     completed: bool = False
+    failure: Retry | Permanent | None = None
+    # Batch runs: called once the run's completion committed, so the worker can
+    # hand its slot to a new job while the rest of the batch is still sending.
+    on_completed: Callable[[], None] | None = field(default=None, repr=False)
 
     async def complete(self, conn: AsyncConnection) -> None:
         """Mark the job done inside the handler's transaction."""
@@ -56,8 +68,30 @@ class JobRun:
             raise Retry("lease lost before completion")
         self.completed = True
 
+    def fail(self, failure: Retry | Permanent) -> None:
+        """Batch handlers: this run failed; the worker retries or buries it."""
+        self.failure = failure
+
+    @property
+    def settled(self) -> bool:
+        return self.completed or self.failure is not None
+
+
+def settle_completed(runs: Sequence[JobRun], owned: set[int]) -> None:
+    """After the transaction that ran `jobs.complete_many` committed: the owned runs are
+    done; the others lost their lease and are failed with `Retry` (their new owner
+    decides), so the caller must not count their effects as its own."""
+    for run in runs:
+        if run.job.id in owned:
+            run.completed = True
+            if run.on_completed is not None:
+                run.on_completed()
+        else:
+            run.fail(Retry("lease lost before completion"))
+
 
 Handler = Callable[[JobRun], Awaitable[None]]
+BatchHandler = Callable[[list[JobRun]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -67,10 +101,17 @@ class JobKind:
     backoff_max: float = 3600.0
 
 
+@dataclass(frozen=True)
+class BatchJobKind:
+    handler: BatchHandler
+    backoff_initial: float = 2.0
+    backoff_max: float = 3600.0
+
+
 @dataclass
 class Worker:
     db: Database
-    kinds: Mapping[str, JobKind]
+    kinds: Mapping[str, JobKind | BatchJobKind]
     now: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
     concurrency: int = 4
@@ -84,25 +125,47 @@ class Worker:
         """Called after an in-process enqueue so a job starts without waiting for the poll."""
         self._wake.set()
 
-    def backoff(self, kind: JobKind, attempts: int) -> float:
+    def backoff(self, kind: JobKind | BatchJobKind, attempts: int) -> float:
         # Exponential with "equal jitter": half fixed, half random, so retries of a
         # burst spread out instead of hitting a recovering upstream together.
         ceiling = min(kind.backoff_max, kind.backoff_initial * 2.0 ** max(0, attempts - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
     async def claim(self, limit: int) -> list[jobs.ClaimedJob]:
-        async with self.db.begin() as conn:
-            return await jobs.claim(
-                conn, now=self.now(), lease=self.lease, limit=limit, kinds=tuple(self.kinds)
-            )
+        now, kinds = self.now(), tuple(self.kinds)
+        return await self.db.run(
+            lambda conn: jobs.claim_sync(conn, now=now, lease=self.lease, limit=limit, kinds=kinds)
+        )
 
     async def run_once(self) -> int:
         """Claim what is due (up to `concurrency`) and run it; returns how many ran."""
         claimed = await self.claim(self.concurrency)
         async with anyio.create_task_group() as tg:
-            for job in claimed:
-                tg.start_soon(self.execute, job)
+            for group in self._groups(claimed):
+                tg.start_soon(self._execute_group, group)
         return len(claimed)
+
+    def _groups(self, claimed: list[jobs.ClaimedJob]) -> list[list[jobs.ClaimedJob]]:
+        """One group per job, except that a batch kind's jobs form one group."""
+        groups: list[list[jobs.ClaimedJob]] = []
+        batches: dict[str, list[jobs.ClaimedJob]] = {}
+        for job in claimed:
+            if isinstance(self.kinds[job.kind], BatchJobKind):
+                if job.kind not in batches:
+                    batches[job.kind] = []
+                    groups.append(batches[job.kind])
+                batches[job.kind].append(job)
+            else:
+                groups.append([job])
+        return groups
+
+    async def _execute_group(
+        self, group: list[jobs.ClaimedJob], on_completed: Callable[[], None] | None = None
+    ) -> None:
+        if isinstance(self.kinds[group[0].kind], BatchJobKind):
+            await self.execute_batch(group, on_completed=on_completed)
+        else:
+            await self.execute(group[0])
 
     async def drain(self, *, max_rounds: int = 100) -> int:
         """Run until nothing is due (tests and `send-test-mail`)."""
@@ -116,6 +179,9 @@ class Worker:
 
     async def execute(self, job: jobs.ClaimedJob) -> None:
         kind = self.kinds[job.kind]
+        if isinstance(kind, BatchJobKind):
+            await self.execute_batch([job])
+            return
         run = JobRun(job, self.now)
         fields = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
         if job.attempts > job.max_attempts:
@@ -139,10 +205,51 @@ class Worker:
                 await jobs.complete(conn, job, now=self.now())
         self.metrics.jobs.labels(job.kind, "done").inc()
 
+    async def execute_batch(
+        self, claimed: list[jobs.ClaimedJob], *, on_completed: Callable[[], None] | None = None
+    ) -> None:
+        """Run jobs of one batch kind together, then record what the handler left.
+        `on_completed` is called for each run as soon as its completion commits."""
+        kind = self.kinds[claimed[0].kind]
+        if not isinstance(kind, BatchJobKind):
+            raise TypeError(f"job kind {claimed[0].kind!r} is not a batch kind")
+        runs: list[JobRun] = []
+        for job in claimed:
+            if job.attempts > job.max_attempts:
+                fields = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
+                await self._bury(job, "attempts exhausted (worker lost)", fields)
+            else:
+                runs.append(JobRun(job, self.now, on_completed=on_completed))
+        if not runs:
+            return
+        try:
+            await kind.handler(runs)
+        except Exception as exc:
+            log.exception("batch failed", extra={"fields": {"kind": claimed[0].kind}})
+            for run in runs:
+                if not run.settled:
+                    run.fail(Retry(f"{type(exc).__name__}: {exc}"))
+        unsettled = [run for run in runs if not run.settled]
+        if unsettled:
+            now = self.now()
+            owned = await self.db.run(
+                lambda conn: jobs.complete_many_sync(conn, [r.job for r in unsettled], now=now)
+            )
+            settle_completed(unsettled, owned)
+        for run in runs:
+            fields = {"job_id": run.job.id, "kind": run.job.kind, "attempt": run.job.attempts}
+            if isinstance(run.failure, Permanent):
+                await self._bury(run.job, run.failure.reason, fields)
+            elif isinstance(run.failure, Retry):
+                failure = run.failure
+                await self._retry(run.job, kind, failure.reason, failure.after, fields)
+            else:
+                self.metrics.jobs.labels(run.job.kind, "done").inc()
+
     async def _retry(
         self,
         job: jobs.ClaimedJob,
-        kind: JobKind,
+        kind: JobKind | BatchJobKind,
         reason: str,
         after: float | None,
         fields: dict[str, object],
@@ -170,20 +277,25 @@ class Worker:
         async with anyio.create_task_group() as tg:
             while not stop.is_set():
                 free = slots.value
+                if free < max(1, self.concurrency // 2):
+                    # Busy: claim in batches, not a job at a time. A finishing job
+                    # wakes us once half the slots are free (_execute_slots).
+                    await self._sleep(stop)
+                    continue
                 claimed: list[jobs.ClaimedJob] = []
-                if free:
-                    try:
-                        claimed = await self.claim(free)
-                    except StorageError:
-                        log.warning("database unavailable; worker waits")
-                for job in claimed:
-                    await slots.acquire()
-                    tg.start_soon(self._execute_slot, job, slots)
+                try:
+                    claimed = await self.claim(free)
+                except StorageError:
+                    log.warning("database unavailable; worker waits")
+                for group in self._groups(claimed):
+                    for _ in group:
+                        await slots.acquire()
+                    tg.start_soon(self._execute_slots, group, slots)
                 if not claimed:
                     if self.on_idle is not None:
                         await self.on_idle()
                     await self._sleep(stop)
-                elif len(claimed) == free:
+                else:
                     await anyio.lowlevel.checkpoint()
             # No new claims from here; running jobs get `grace` seconds, then are
             # cancelled and their leases lapse.
@@ -192,17 +304,28 @@ class Worker:
                     await slots.acquire()  # each finished job frees one slot
             tg.cancel_scope.cancel()
 
-    async def _execute_slot(self, job: jobs.ClaimedJob, slots: anyio.Semaphore) -> None:
+    async def _execute_slots(self, group: list[jobs.ClaimedJob], slots: anyio.Semaphore) -> None:
+        held = len(group)
+
+        def release() -> None:
+            # A batch frees each run's slot when the run's completion commits, so
+            # the next claim overlaps the batch's slowest sends instead of waiting.
+            nonlocal held
+            if held:
+                held -= 1
+                slots.release()
+                # Claim again once half the slots are free, not after every job: a
+                # claim is a transaction, and claiming in batches keeps them few.
+                if slots.value >= max(1, self.concurrency // 2):
+                    self._wake.set()
+
         try:
-            await self.execute(job)
+            await self._execute_group(group, on_completed=release)
         except StorageError:
             log.warning("database unavailable while finishing a job; its lease will lapse")
         finally:
-            slots.release()
-            # Claim again once half the slots are free, not after every job: a claim
-            # is a transaction, and claiming in batches keeps them few under load.
-            if slots.value >= max(1, self.concurrency // 2):
-                self._wake.set()
+            while held:
+                release()
 
     async def _sleep(self, stop: anyio.Event) -> None:
         with anyio.move_on_after(self.poll_interval):
