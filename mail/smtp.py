@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from enum import StrEnum
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
@@ -101,7 +101,7 @@ class _Connection:
 
 
 class SmtpMailer:
-    """Sends `EmailMessage`s through one relay, over at most `pool_size` connections."""
+    """Sends messages through one relay, over at most `pool_size` connections."""
 
     def __init__(
         self,
@@ -141,7 +141,7 @@ class SmtpMailer:
     ) -> None:
         await self.aclose()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Deliver one message; raises `TransientMailError` or `PermanentMailError`."""
         if self._closed:
             raise RuntimeError("this SmtpMailer has been closed")
@@ -160,7 +160,7 @@ class SmtpMailer:
                 await connection.client.quit()
             connection.client.close()
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Message) -> None:
         connection = await self._checkout()
         try:
             try:
