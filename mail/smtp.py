@@ -107,7 +107,7 @@ class SmtpMailer:
         self,
         url: str,
         *,
-        pool_size: int = 2,
+        pool_size: int = 4,
         timeout: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
@@ -141,15 +141,25 @@ class SmtpMailer:
     ) -> None:
         await self.aclose()
 
-    async def send(self, message: Message) -> None:
-        """Deliver one message; raises `TransientMailError` or `PermanentMailError`."""
+    async def send(self, message: Message, *, start_within: float | None = None) -> None:
+        """Deliver one message; raises `TransientMailError` or `PermanentMailError`.
+
+        `start_within`: give up, with `TransientMailError`, if no connection is free
+        within that many seconds (a caller holding a lease must not start a send
+        that could outlive it)."""
         if self._closed:
             raise RuntimeError("this SmtpMailer has been closed")
-        async with self._slots:
-            try:
-                await self._send(message)
-            except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
-                raise _mail_error(exc, self._target) from exc
+        try:
+            async with asyncio.timeout(start_within):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise TransientMailError("no SMTP connection free in time; not sent") from None
+        try:
+            await self._send(message)
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+            raise _mail_error(exc, self._target) from exc
+        finally:
+            self._slots.release()
 
     async def aclose(self) -> None:
         """Say QUIT on every idle connection; connections still sending close when done."""

@@ -45,6 +45,10 @@ from storage.database import Database
 
 log = logging.getLogger("resetrelay.tasks")
 
+# Seconds of lease a mail send must have left to start: room for a slow relay's
+# answers (the mailer's timeout is per command) before the lease could lapse.
+_LEASE_MARGIN = 25.0
+
 
 def retry_for(exc: IdentityError) -> Retry:
     """Auth0 trouble becomes a later attempt: at the time Auth0 names for 429s."""
@@ -77,7 +81,7 @@ class Tasks:
         return {
             flow.REQUESTED_JOB: JobKind(self.requested),
             flow.GUARD_JOB: JobKind(self.confirm_guard),
-            outbox.SEND_JOB: BatchJobKind(self.send_mails, backoff_initial=mail_backoff),
+            outbox.SEND_JOB: BatchJobKind(self.send_mails, backoff_initial=mail_backoff, limit=32),
             cleanup.UNBLOCK_JOB: JobKind(self.unblock),
             cleanup.REVOKE_JOB: JobKind(self.revoke_sessions),
             cleanup.VERIFY_EMAIL_JOB: JobKind(self.mark_email_verified),
@@ -234,7 +238,11 @@ class Tasks:
                 message_id=row.message_id,
                 reply_to=self.settings.support_email or None,
             )
-            await self.mailer.send(message)
+            # A batch waits for the mailer's few connections; a send that starts
+            # late could outlive the job's lease, and another worker would send the
+            # mail again. Start only while the lease has _LEASE_MARGIN left.
+            left = (run.job.lease_until - self.now()).total_seconds() - _LEASE_MARGIN
+            await self.mailer.send(message, start_within=max(0.0, left))
         except TransientMailError as exc:
             last = run.job.exhausted
             async with self.db.begin() as conn:

@@ -103,9 +103,25 @@ class JobKind:
 
 @dataclass(frozen=True)
 class BatchJobKind:
+    """A kind whose jobs run in batches, in a lane of their own: up to `limit` of
+    them at once, apart from the `concurrency` that the other kinds share (as
+    per-queue limits in Oban or Sidekiq), so neither starves the other."""
+
     handler: BatchHandler
     backoff_initial: float = 2.0
     backoff_max: float = 3600.0
+    limit: int = 16
+
+
+@dataclass
+class _Lane:
+    """Jobs of `kinds`, claimed and run `limit` at a time."""
+
+    kinds: tuple[str, ...]
+    limit: int
+    slots: anyio.Semaphore
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    housekeeping: bool = False  # the lane that calls `on_idle`
 
 
 @dataclass
@@ -119,11 +135,12 @@ class Worker:
     poll_interval: float = 1.0
     rng: random.Random = field(default_factory=random.Random)
     on_idle: Callable[[], Awaitable[None]] | None = None
-    _wake: anyio.Event = field(default_factory=anyio.Event)
+    _lanes: list[_Lane] = field(default_factory=list)
 
     def wake(self) -> None:
         """Called after an in-process enqueue so a job starts without waiting for the poll."""
-        self._wake.set()
+        for lane in self._lanes:
+            lane.wake.set()
 
     def backoff(self, kind: JobKind | BatchJobKind, attempts: int) -> float:
         # Exponential with "equal jitter": half fixed, half random, so retries of a
@@ -131,8 +148,12 @@ class Worker:
         ceiling = min(kind.backoff_max, kind.backoff_initial * 2.0 ** max(0, attempts - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
-    async def claim(self, limit: int) -> list[jobs.ClaimedJob]:
-        now, kinds = self.now(), tuple(self.kinds)
+    async def claim(
+        self, limit: int, kinds: tuple[str, ...] | None = None
+    ) -> list[jobs.ClaimedJob]:
+        now, kinds = self.now(), tuple(self.kinds) if kinds is None else kinds
+        if not kinds:
+            return []
         return await self.db.run(
             lambda conn: jobs.claim_sync(conn, now=now, lease=self.lease, limit=limit, kinds=kinds)
         )
@@ -273,38 +294,49 @@ class Worker:
 
     async def run(self, stop: anyio.Event, *, grace: float = 20.0) -> None:
         """Work until `stop` is set; then let running jobs finish for `grace` seconds."""
-        slots = anyio.Semaphore(self.concurrency)
+        plain = tuple(name for name, kind in self.kinds.items() if isinstance(kind, JobKind))
+        self._lanes = [
+            _Lane(plain, self.concurrency, anyio.Semaphore(self.concurrency), housekeeping=True)
+        ]
+        for name, kind in self.kinds.items():
+            if isinstance(kind, BatchJobKind):
+                self._lanes.append(_Lane((name,), kind.limit, anyio.Semaphore(kind.limit)))
+        async with anyio.create_task_group() as tg:
+            for lane in self._lanes:
+                tg.start_soon(self._run_lane, lane, stop, grace)
+
+    async def _run_lane(self, lane: _Lane, stop: anyio.Event, grace: float) -> None:
         async with anyio.create_task_group() as tg:
             while not stop.is_set():
-                free = slots.value
-                if free < max(1, self.concurrency // 2):
+                free = lane.slots.value
+                if free < max(1, lane.limit // 2):
                     # Busy: claim in batches, not a job at a time. A finishing job
                     # wakes us once half the slots are free (_execute_slots).
-                    await self._sleep(stop)
+                    await self._sleep(stop, lane)
                     continue
                 claimed: list[jobs.ClaimedJob] = []
                 try:
-                    claimed = await self.claim(free)
+                    claimed = await self.claim(free, lane.kinds)
                 except StorageError:
                     log.warning("database unavailable; worker waits")
                 for group in self._groups(claimed):
                     for _ in group:
-                        await slots.acquire()
-                    tg.start_soon(self._execute_slots, group, slots)
+                        await lane.slots.acquire()
+                    tg.start_soon(self._execute_slots, group, lane)
                 if not claimed:
-                    if self.on_idle is not None:
+                    if lane.housekeeping and self.on_idle is not None:
                         await self.on_idle()
-                    await self._sleep(stop)
+                    await self._sleep(stop, lane)
                 else:
                     await anyio.lowlevel.checkpoint()
             # No new claims from here; running jobs get `grace` seconds, then are
             # cancelled and their leases lapse.
             with anyio.move_on_after(grace):
-                for _ in range(self.concurrency):
-                    await slots.acquire()  # each finished job frees one slot
+                for _ in range(lane.limit):
+                    await lane.slots.acquire()  # each finished job frees one slot
             tg.cancel_scope.cancel()
 
-    async def _execute_slots(self, group: list[jobs.ClaimedJob], slots: anyio.Semaphore) -> None:
+    async def _execute_slots(self, group: list[jobs.ClaimedJob], lane: _Lane) -> None:
         held = len(group)
 
         def release() -> None:
@@ -313,11 +345,11 @@ class Worker:
             nonlocal held
             if held:
                 held -= 1
-                slots.release()
+                lane.slots.release()
                 # Claim again once half the slots are free, not after every job: a
                 # claim is a transaction, and claiming in batches keeps them few.
-                if slots.value >= max(1, self.concurrency // 2):
-                    self._wake.set()
+                if lane.slots.value >= max(1, lane.limit // 2):
+                    lane.wake.set()
 
         try:
             await self._execute_group(group, on_completed=release)
@@ -327,12 +359,12 @@ class Worker:
             while held:
                 release()
 
-    async def _sleep(self, stop: anyio.Event) -> None:
+    async def _sleep(self, stop: anyio.Event, lane: _Lane) -> None:
         with anyio.move_on_after(self.poll_interval):
             async with anyio.create_task_group() as tg:
 
                 async def wait_wake() -> None:
-                    await self._wake.wait()
+                    await lane.wake.wait()
                     tg.cancel_scope.cancel()
 
                 async def wait_stop() -> None:
@@ -341,5 +373,5 @@ class Worker:
 
                 tg.start_soon(wait_wake)
                 tg.start_soon(wait_stop)
-        if self._wake.is_set():
-            self._wake = anyio.Event()
+        if lane.wake.is_set():
+            lane.wake = anyio.Event()

@@ -42,6 +42,7 @@ class ClaimedJob:
     attempts: int
     max_attempts: int
     lease_token: str
+    lease_until: datetime  # after this, another worker may take the job over
 
     @property
     def exhausted(self) -> bool:
@@ -106,7 +107,9 @@ def claim_sync(
             break
         rows += conn.execute(statement, {**params, "limit": want}).all()
     return [
-        ClaimedJob(r.id, r.kind, dict(r.payload), r.attempts, r.max_attempts, token)
+        ClaimedJob(
+            r.id, r.kind, dict(r.payload), r.attempts, r.max_attempts, token, params["lease_end"]
+        )
         for r in sorted(rows, key=lambda r: r.id)
     ]
 
