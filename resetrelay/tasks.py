@@ -162,7 +162,7 @@ class Tasks:
         """Send the outbox mails of one claim: one read for all of them, the sends in
         parallel over the mailer's pool, and the outcomes recorded by group commit as
         the sends finish (`_Outcomes`), so a batch costs a few transactions, not a
-        few per mail, and a slow send does not hold back the record of the others."""
+        few per mail."""
         mail_ids = {run.job.id: int(run.job.payload["mail_id"]) for run in runs}
 
         def load(
@@ -173,8 +173,9 @@ class Tasks:
             return rows, tickets.by_ids_sync(conn, ticket_ids)
 
         rows, ticket_rows = await self.db.run_read(load)
-        outcomes = _Outcomes(self.db, self.now)
+        outcomes = _Outcomes(self.db, self.now, runs)
         async with anyio.create_task_group() as tg:
+            tg.start_soon(outcomes.flush)
             for run in runs:
                 mail_id = mail_ids[run.job.id]
                 row = rows.get(mail_id)
@@ -197,6 +198,8 @@ class Tasks:
         except Exception as exc:
             log.exception("mail job failed", extra={"fields": {"mail_id": mail_id}})
             run.fail(Retry(f"{type(exc).__name__}: {exc}"))
+        finally:
+            outcomes.done(run)
 
     async def _send(
         self,
@@ -388,18 +391,32 @@ class Tasks:
 class _Outcomes:
     """Group commit for the outcomes of one batch of sends.
 
-    A finished send adds its outcome and waits for the lock; whoever holds it
-    writes everything added so far in one transaction: the jobs completed (only
-    those still leased to us) and their mails marked. Sends that finish while a
-    write is in flight ride in the next one. The mail's state and its job's
-    completion commit together, as `JobRun.complete` does for one job.
+    A finished send adds its outcome and waits; `flush` writes the outcomes in
+    groups, each in one transaction: the jobs completed (only those still
+    leased to us) and their mails marked, so a mail's state and its job's
+    completion commit together, as `JobRun.complete` does for one job. A group
+    is written when `group` outcomes wait, when no send of the batch is still
+    out, or `linger` seconds after the last write, whichever comes first: a
+    slow send holds back the record of the others by `linger` at most.
     """
 
-    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        now: Callable[[], datetime],
+        runs: list[JobRun],
+        *,
+        group: int = 8,
+        linger: float = 0.05,
+    ) -> None:
         self._db = db
         self._now = now
+        self._group = group
+        self._linger = linger
+        self._open = {run.job.id for run in runs}  # may still add an outcome
         self._pending: list[tuple[JobRun, int, str | None, str | None]] = []
-        self._lock = anyio.Lock()
+        self._changed = anyio.Event()
+        self._written = anyio.Event()
 
     async def record(
         self, run: JobRun, mail_id: int, status: str | None, *, error: str | None = None
@@ -407,16 +424,34 @@ class _Outcomes:
         """Complete `run`, marking its mail `status` (None: leave the mail as it is).
         True when it committed as ours; otherwise the run has been failed."""
         self._pending.append((run, mail_id, status, error))
-        async with self._lock:
-            batch, self._pending = self._pending, []
-            if batch:
-                try:
-                    await self._write(batch)
-                except Exception as exc:  # the database; every run of this write fails
-                    log.warning("could not record sent mails", exc_info=True)
-                    for pending_run, *_ in batch:
-                        pending_run.fail(Retry(f"recording failed: {type(exc).__name__}"))
+        self.done(run)
+        while not run.settled:
+            await self._written.wait()
         return run.completed
+
+    def done(self, run: JobRun) -> None:
+        """`run` will add no (more) outcome."""
+        self._open.discard(run.job.id)
+        self._changed.set()
+
+    async def flush(self) -> None:
+        """Write outcomes as they come, until every run has had its say."""
+        while self._open or self._pending:
+            with anyio.move_on_after(self._linger):
+                while self._open and len(self._pending) < self._group:
+                    await self._changed.wait()
+                    self._changed = anyio.Event()
+            if not self._pending:
+                continue
+            batch, self._pending = self._pending, []
+            try:
+                await self._write(batch)
+            except Exception as exc:  # the database; every run of this write fails
+                log.warning("could not record sent mails", exc_info=True)
+                for pending_run, *_ in batch:
+                    pending_run.fail(Retry(f"recording failed: {type(exc).__name__}"))
+            self._written.set()
+            self._written = anyio.Event()
 
     async def _write(self, batch: list[tuple[JobRun, int, str | None, str | None]]) -> None:
         now = self._now()
