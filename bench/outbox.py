@@ -2,10 +2,12 @@
 
 Both send to the same aiosmtpd Sink running in its own process. The baseline
 pre-renders the 5,000 messages and sends them over one connection in a loop;
-the subject is the real path: outbox rows with tickets in SQLite, the worker
-claiming `mail.send` jobs, deriving each link from SECRET_KEY, rendering the
-branded template, sending through the pooled SmtpMailer, and recording `sent`.
-Timed from the first claim until every row is `sent`.
+the subject is the real path with the production defaults: outbox rows with
+tickets in SQLite, the worker's mail lane claiming `mail.send` jobs in batches,
+deriving each link from SECRET_KEY, rendering the branded template, sending
+through the pooled SmtpMailer, and recording `sent` with each job's completion.
+Timed from the worker's start until its counters say every mail is sent; the
+table is then checked to hold exactly that many `sent` rows.
 """
 
 from __future__ import annotations

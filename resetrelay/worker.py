@@ -16,6 +16,10 @@ with `jobs.complete_many` inside its own transaction followed by
 `settle_completed` once that committed; runs it leaves unsettled
 are completed by the worker, and an exception it raises fails them all.
 
+`run()` works in lanes: the plain kinds share `concurrency` slots; each batch
+kind has a lane and a `limit` of its own. A lane claims once half its slots
+are free, so claims come in batches rather than one per finished job.
+
 `run()` stops claiming when `stop` is set, gives running jobs `grace` seconds,
 then cancels them; their leases lapse and another worker picks them up.
 """
