@@ -56,13 +56,31 @@ class SqliteWriter:
     def __init__(self, url: str) -> None:
         self._engine = _engine(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._conn: Connection | None = None  # used only in the thread
+
+    def _connection(self) -> Connection:
+        # One connection held for the thread's life: a pool checkout and the pool's
+        # reset on return would cost more than many of the transactions run here.
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engine.connect()
+        return self._conn
 
     def _transaction(self, work: Callable[[Connection], T], readonly: bool) -> T:
-        with self._engine.connect() as conn:
-            if readonly:
-                conn = conn.execution_options(readonly=True)
-            with conn.begin():
-                return work(conn)
+        conn = self._connection()
+        conn.execution_options(readonly=readonly)  # in place; read by the begin hook
+        with conn.begin():
+            return work(conn)
+
+    def _raw_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        driver: sqlite3.Connection = self._connection().connection.driver_connection  # type: ignore[assignment]
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(driver)
+        except BaseException:
+            driver.execute("ROLLBACK")
+            raise
+        driver.execute("COMMIT")
+        return result
 
     async def run_sync(self, work: Callable[[Connection], T], *, readonly: bool = False) -> T:
         """Run `work(connection)` in one transaction in this thread (immediate unless
@@ -71,14 +89,17 @@ class SqliteWriter:
         return await loop.run_in_executor(self._executor, self._transaction, work, readonly)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the raw sqlite3 connection, inside one immediate transaction."""
-
-        def raw(conn: Connection) -> T:
-            driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-            return work(driver)
-
-        return await self.run_sync(raw)
+        """Run `work` on the raw sqlite3 connection, inside one immediate transaction
+        (the request hot path, storage.intake: no SQLAlchemy on the way)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._raw_transaction, work)
 
     def close(self) -> None:
-        self._executor.submit(self._engine.dispose).result(timeout=10)
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._engine.dispose()
+
+        self._executor.submit(shut).result(timeout=10)
         self._executor.shutdown(wait=True)
