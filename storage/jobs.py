@@ -135,9 +135,13 @@ def _claim_statements(*, by_kind: bool) -> tuple[Any, ...]:
             pick = pick.where(_jobs.c.kind.in_(bindparam("kinds", expanding=True)))
         pick = pick.order_by(_jobs.c.run_after, _jobs.c.id).limit(bindparam("limit"))
         pick = pick.with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+        # A materialised CTE, not `IN (subquery)`: PostgreSQL may run a subquery
+        # plan more than once per statement, and with SKIP LOCKED each run skips
+        # the rows the last one locked, so the UPDATE took more than `limit` rows.
+        picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
         statements.append(
             update(_jobs)
-            .where(_jobs.c.id.in_(pick.scalar_subquery()), condition)
+            .where(_jobs.c.id.in_(select(picked.c.id)), condition)
             .values(
                 status=RUNNING,
                 attempts=_jobs.c.attempts + 1,

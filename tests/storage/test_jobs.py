@@ -122,3 +122,39 @@ async def test_racing_workers_never_run_a_job_twice(database: Database, clock: C
             await db.dispose()
     assert sorted(seen) == sorted(set(seen))
     assert len(seen) == 200
+
+
+async def test_lapsed_leases_are_claimed_first_and_limit_counts_both(
+    database: Database, clock: Clock
+) -> None:
+    (old,) = await enqueue(database, clock)
+    await claim(database, clock)  # leased by a worker that then dies
+    clock.advance(LEASE.total_seconds() + 1)
+    queued = await enqueue(database, clock, 3)
+    first = await claim(database, clock, limit=2)
+    assert [j.id for j in first] == [old, queued[0]]
+    assert first[0].attempts == 2  # the lapsed one, on its second attempt
+    rest = await claim(database, clock, limit=5)
+    assert [j.id for j in rest] == queued[1:]
+
+
+async def test_claim_reports_when_its_lease_ends(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock)
+    (job,) = await claim(database, clock)
+    assert job.lease_until == clock() + LEASE
+
+
+async def test_complete_many_completes_only_what_is_still_ours(
+    database: Database, clock: Clock
+) -> None:
+    await enqueue(database, clock, 3)
+    mine = await claim(database, clock)
+    clock.advance(LEASE.total_seconds() + 1)
+    async with database.begin() as conn:  # another worker takes the first one over
+        (taken,) = await jobs.claim(conn, now=clock(), lease=LEASE, limit=1)
+    assert taken.id == mine[0].id
+    async with database.begin() as conn:
+        owned = await jobs.complete_many(conn, mine, now=clock())
+    assert owned == {mine[1].id, mine[2].id}
+    async with database.begin() as conn:  # the new owner still holds its lease
+        assert await jobs.complete(conn, taken, now=clock())
