@@ -187,8 +187,8 @@ async def test_malformed_payloads_are_400_naming_the_field(
 async def test_unknown_event_type_is_422(client: httpx.AsyncClient) -> None:
     body = event("user.deleted", id=1)
     assert_error(
-        await post(client, body, signed(body, client.clock)),
-        422,  # type: ignore[attr-defined]
+        await post(client, body, signed(body, client.clock)),  # type: ignore[attr-defined]
+        422,
         "unknown_event_type",
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import re
 from datetime import UTC, datetime
@@ -318,3 +319,66 @@ def test_japanese_subject_is_rfc2047_encoded_and_round_trips(renderer: MailRende
     assert b"=?utf-8?" in raw
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "Acme Travel アカウントがブロックされました"
+
+
+def _parsed(raw: bytes) -> email.message.EmailMessage:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed
+
+
+def test_a_non_ascii_sender_name_is_encoded_and_round_trips(renderer: MailRenderer) -> None:
+    mail = renderer.render("reset", "de", CONTEXT)
+    sender = "Café Ünïcode <no-reply@acme.example>"
+    raw = bytes(build_message(mail, to="jane@example.com", sender=sender, message_id="<a@b>"))
+    raw.decode("ascii")
+    assert _parsed(raw)["From"] == sender
+
+
+def test_an_internationalised_recipient_gets_the_general_builder(renderer: MailRenderer) -> None:
+    mail = renderer.render("reset", "de", CONTEXT)
+    message = build_message(
+        mail, to="jöran@example.com", sender="a@acme.example", message_id="<x@y>"
+    )
+    assert isinstance(message, email.message.EmailMessage)  # sent with SMTPUTF8 if offered
+    assert message["To"] == "jöran@example.com"
+    assert message["Content-Language"] == "de"
+
+
+def test_both_builders_make_the_same_message(renderer: MailRenderer) -> None:
+    mail = renderer.render("changed", "ja", sample_context("changed"))
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    fast = build_message(
+        mail, to="a@example.com", sender="b@example.com", message_id="<m@x>", date=when
+    )
+    # A list of two recipients is not a single address: the general builder keeps it.
+    general = build_message(
+        mail,
+        to="a@example.com, c@example.com",
+        sender="b@example.com",
+        message_id="<m@x>",
+        date=when,
+    )
+    assert isinstance(general, email.message.EmailMessage)
+    assert not isinstance(fast, email.message.EmailMessage)
+    one, two = _parsed(bytes(fast)), _parsed(bytes(general))
+    for header in ("Subject", "From", "Date", "Message-ID", "Content-Language", "Auto-Submitted"):
+        assert one[header] == two[header], header
+    assert [(p.get_content_type(), p.get_content()) for p in one.iter_parts()] == [
+        (p.get_content_type(), p.get_content()) for p in two.iter_parts()
+    ]
+
+
+@pytest.mark.parametrize("field", ["to", "sender", "reply_to"])
+def test_header_values_with_line_breaks_are_refused(renderer: MailRenderer, field: str) -> None:
+    mail = renderer.render("reset", "en", CONTEXT)
+    values = {"to": "a@example.com", "sender": "b@example.com", "reply_to": "c@example.com"}
+    values[field] = "x@example.com\r\nBcc: victim@example.com"
+    with pytest.raises(ValueError, match="line breaks"):
+        build_message(
+            mail,
+            to=values["to"],
+            sender=values["sender"],
+            reply_to=values["reply_to"],
+            message_id="<m@x>",
+        )

@@ -6,7 +6,9 @@ import asyncio
 import re
 import ssl
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from typing import Any
 
 import html5lib
 import pytest
@@ -25,6 +27,7 @@ from tests.mail.servers import (
     Credentials,
     DroppingAtData,
     DroppingAtMail,
+    Recorder,
     RefusingRecipients,
     StartServer,
     free_port,
@@ -34,7 +37,7 @@ LINK = "https://www.example.com/account/reset?ticket=T0k3n-abc_DEF&lang=x"
 RECIPIENT = "jane@example.com"
 
 
-def reset_message(renderer: MailRenderer, locale: str | None = "en", n: int = 1) -> EmailMessage:
+def reset_message(renderer: MailRenderer, locale: str | None = "en", n: int = 1) -> Message:
     mail = renderer.render(
         "reset", locale, {"link": LINK, "expires_minutes": 60, "email": RECIPIENT}
     )
@@ -456,3 +459,30 @@ async def test_a_wrong_password_is_transient_and_never_shown(
     for shown in (str(caught.value), repr(caught.value), repr(mailer)):
         assert wrong not in shown
     assert server.handler.received == []
+
+
+@dataclass
+class SlowAtData(Recorder):
+    """Takes `delay` seconds to accept each message."""
+
+    delay: float = 0.5
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.anyio
+async def test_a_send_that_cannot_start_in_time_is_transient_and_not_sent(
+    smtp_server: StartServer, renderer: MailRenderer
+) -> None:
+    server = smtp_server(SlowAtData())
+    async with SmtpMailer(server.url(), pool_size=1) as mailer:
+        first = asyncio.create_task(mailer.send(reset_message(renderer, n=1)))
+        await asyncio.sleep(0.1)  # the only connection is busy with the first
+        with pytest.raises(TransientMailError, match="not sent"):
+            await mailer.send(reset_message(renderer, n=2), start_within=0.05)
+        await first
+        await mailer.send(reset_message(renderer, n=3), start_within=5)
+    ids = [r.message()["Message-ID"] for r in server.handler.received]
+    assert ids == ["<reset-1@acme.example>", "<reset-3@acme.example>"]

@@ -75,11 +75,13 @@ class Stack:
             for line in text_part.splitlines()
             if line.strip().startswith("https://www.example.com/")
         )
-        return parse_qs(urlsplit(link).query)["ticket"][0]
+        ticket: str = parse_qs(urlsplit(link).query)["ticket"][0]
+        return ticket
 
     def emulator_requests(self) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.auth0_url}/__emulator/requests").json()
-        return answer["requests"] if isinstance(answer, dict) else answer
+        requests: list[dict[str, Any]] = answer["requests"] if isinstance(answer, dict) else answer
+        return requests
 
     def calls(self, method: str, fragment: str) -> list[dict[str, Any]]:
         return [

@@ -23,9 +23,10 @@ from hooks.app import create_app
 from hooks.signature import sign
 from identity.emulator import create_emulator
 from mail.smtp import SmtpMailer
+from resetrelay.issuing import issue
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
-from storage import outbox
+from storage import jobs, outbox
 from tests.conftest import WEBHOOK_SECRET, Clock
 from tests.mail.servers import Recorder, RefusingRecipients
 from tests.support import free_port, serve_in_thread
@@ -213,3 +214,31 @@ async def test_implicit_tls(
     # The server speaks TLS from the first byte, so a delivery is a TLS delivery
     # (aiosmtpd records `session.ssl` for STARTTLS only).
     assert len(handler.received) == 1
+
+
+async def test_one_batch_sends_each_live_mail_once_and_drops_the_superseded(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    server = smtp(Recorder())
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    runtime = service.runtime
+    async with runtime.db.begin() as conn:
+        for user in ("ann", "bob", "cy", "bob"):  # bob's second ticket voids his first
+            await issue(
+                conn,
+                runtime.settings,
+                runtime.codec,
+                user_id=f"auth0|{user}",
+                email=f"{user}@example.com",
+                connection="Username-Password-Authentication",
+                locale="en",
+                purpose="reset",
+                now=clock(),
+            )
+    assert await runtime.worker.run_once() == 4  # the four mail jobs, one batch
+    assert await service.mail_states() == {"sent": 3, "expired": 1}
+    recipients = sorted(r.rcpt_tos[0] for r in server.handler.received)
+    assert recipients == ["ann@example.com", "bob@example.com", "cy@example.com"]
+    async with runtime.db.begin() as conn:
+        stats = await jobs.stats(conn, now=clock())
+    assert stats.depth == 0

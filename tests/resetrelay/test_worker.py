@@ -6,7 +6,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from resetrelay.worker import JobKind, JobRun, Permanent, Retry, Worker
+from resetrelay.worker import BatchJobKind, JobKind, JobRun, Permanent, Retry, Worker
 from storage import jobs
 from storage.database import Database
 from tests.conftest import Clock
@@ -25,7 +25,7 @@ async def stats(db: Database, clock: Clock) -> jobs.QueueStats:
         return await jobs.stats(conn, now=clock())
 
 
-def make_worker(db: Database, clock: Clock, **kinds: JobKind) -> Worker:
+def make_worker(db: Database, clock: Clock, **kinds: JobKind | BatchJobKind) -> Worker:
     return Worker(db=db, kinds=kinds, now=clock, rng=random.Random(1), poll_interval=0.05)
 
 
@@ -181,3 +181,90 @@ async def test_lease_expiry_hands_over(database: Database, clock: Clock) -> None
     await worker.claim(1)
     clock.advance(6)
     assert await worker.run_once() == 1
+
+
+# -- batch kinds ----------------------------------------------------------------------
+
+
+async def test_a_batch_handler_gets_one_claims_jobs_together(
+    database: Database, clock: Clock
+) -> None:
+    batches: list[list[int]] = []
+
+    async def send(runs: list[JobRun]) -> None:
+        batches.append(sorted(run.job.payload["i"] for run in runs))
+
+    await enqueue(database, clock, "mail", 3)
+    worker = make_worker(database, clock, mail=BatchJobKind(send))
+    assert await worker.run_once() == 3
+    assert batches == [[0, 1, 2]]
+    assert (await stats(database, clock)).depth == 0  # unsettled runs: completed
+
+
+async def test_each_run_of_a_batch_fails_on_its_own(database: Database, clock: Clock) -> None:
+    async def send(runs: list[JobRun]) -> None:
+        for run in runs:
+            if run.job.payload["i"] == 1:
+                run.fail(Retry("451 try later", after=30))
+            elif run.job.payload["i"] == 2:
+                run.fail(Permanent("550 no such mailbox"))
+
+    await enqueue(database, clock, "mail", 3)
+    worker = make_worker(database, clock, mail=BatchJobKind(send))
+    await worker.run_once()
+    s = await stats(database, clock)
+    assert (s.depth, s.dead) == (1, 1)  # one waits for its retry, one is dead, one done
+    clock.advance(30)
+    assert await worker.run_once() == 1
+
+
+async def test_a_failing_batch_handler_retries_every_unsettled_run(
+    database: Database, clock: Clock
+) -> None:
+    seen: list[int] = []
+
+    async def send(runs: list[JobRun]) -> None:
+        seen.append(len(runs))
+        raise RuntimeError("template broke")
+
+    await enqueue(database, clock, "mail", 2)
+    worker = make_worker(database, clock, mail=BatchJobKind(send, backoff_initial=10))
+    await worker.run_once()
+    assert (await stats(database, clock)).depth == 2
+    clock.advance(10)
+    assert await worker.run_once() == 2
+    assert seen == [2, 2]
+
+
+async def test_a_batch_lane_keeps_its_own_limit_beside_plain_jobs(
+    database: Database, clock: Clock
+) -> None:
+    in_flight = 0
+    most = 0
+    sent: list[int] = []
+    plain: list[int] = []
+
+    async def send(runs: list[JobRun]) -> None:
+        nonlocal in_flight, most
+        in_flight += len(runs)
+        most = max(most, in_flight)
+        await anyio.sleep(0.01)
+        in_flight -= len(runs)
+        sent.extend(run.job.payload["i"] for run in runs)
+
+    async def other(run: JobRun) -> None:
+        plain.append(run.job.payload["i"])
+
+    await enqueue(database, clock, "mail", 7)
+    await enqueue(database, clock, "other", 3)
+    worker = make_worker(database, clock, mail=BatchJobKind(send, limit=2), other=JobKind(other))
+    stop = anyio.Event()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, stop)
+            while len(sent) < 7 or len(plain) < 3:
+                await anyio.sleep(0.01)
+            stop.set()
+    assert sorted(sent) == list(range(7)) and sorted(plain) == [0, 1, 2]
+    assert most <= 2
+    assert (await stats(database, clock)).depth == 0
