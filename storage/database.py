@@ -22,12 +22,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from storage.writer import SqliteWriter
+from storage.writer import SqliteWriter, sqlite_transactions
 
 __all__ = ["Database", "StorageError", "StorageUnavailable"]
 
@@ -44,26 +44,6 @@ class StorageError(Exception):
 
 class StorageUnavailable(StorageError):
     pass
-
-
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Hand transaction control to us (the "begin" hook below), then tune.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
-        cursor.execute("PRAGMA busy_timeout=15000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Read-only transactions never upgrade, so they may stay deferred and run
-        # beside a writer (WAL readers do not block); everything else is IMMEDIATE.
-        readonly = conn.get_execution_options().get("readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -86,7 +66,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._writer: SqliteWriter | None = None
         if self.dialect == "sqlite":
-            _sqlite_setup(self.engine)
+            sqlite_transactions(self.engine.sync_engine)
 
     @property
     def writer(self) -> SqliteWriter:

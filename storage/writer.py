@@ -28,27 +28,35 @@ from sqlalchemy.engine import make_url
 T = TypeVar("T")
 
 
-def _engine(url: str) -> Engine:
-    sync_url = make_url(url).set(drivername="sqlite")
-    # One connection, used only by this module's single thread.
-    engine = create_engine(sync_url, pool_size=1, max_overflow=0)
+def sqlite_transactions(engine: Engine) -> None:
+    """SQLite connection set-up and transaction start for every engine of ours.
+
+    WAL journal, a busy timeout, and every transaction opened with `BEGIN
+    IMMEDIATE` (see storage.database for why); read-only ones, marked with the
+    `readonly` execution option, stay deferred: they never upgrade, so they run
+    beside a writer (WAL readers do not block)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # transactions are ours (below)
+        # Hand transaction control to us (the "begin" hook below), then tune.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # As storage.database: read-only work stays deferred, writes lock up front.
         readonly = conn.get_execution_options().get("readonly", False)
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
+
+def _engine(url: str) -> Engine:
+    # One connection, used only by this module's single thread.
+    engine = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    sqlite_transactions(engine)
     return engine
 
 
