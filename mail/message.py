@@ -89,10 +89,7 @@ def build_message(
     if not message_id.isascii():
         raise ValueError("a Message-ID is ASCII")
     for value in (mail.subject, message_id):
-        # The string builder does not police line breaks as EmailMessage does; a
-        # header value with one would end the header block early (header injection).
-        if "\r" in value or "\n" in value:
-            raise ValueError("header values may not contain line breaks")
+        _one_line(value)
     message = MIMEMultipart("alternative", policy=_MIME_POLICY)
     if mail.subject.isascii():
         message["Subject"] = mail.subject
@@ -121,11 +118,24 @@ def _text_part(text: str, subtype: str) -> Message:
     return part
 
 
+# Every character at which str.splitlines() breaks a line, as the header folding
+# of email.mime does: CR and LF, and also VT, FF, the file/group/record separators,
+# NEL and the Unicode line and paragraph separators.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _one_line(value: str) -> None:
+    # The string builder does not police line breaks as EmailMessage does; a header
+    # value with one would end the header block early (header injection), and the
+    # headers after it (From, To, Message-ID) would be read as the body.
+    if not _LINE_BREAKS.isdisjoint(value):
+        raise ValueError("header values may not contain line breaks")
+
+
 def _ascii_address(value: str) -> str | None:
     """`value` as a header-ready address with its display name RFC 2047-encoded, or
     None when the address itself is not plain ASCII (or not an address at all)."""
-    if "\r" in value or "\n" in value:
-        raise ValueError("header values may not contain line breaks")
+    _one_line(value)
     parsed = email.utils.getaddresses([value])
     if len(parsed) != 1:
         return None  # none, or a list: the general builder keeps what it was given

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import email.utils
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +15,11 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from mail.catalog import LOCALES_DIR, candidates
+from mail.catalog import LOCALES_DIR, candidates, to_bcp47
 from mail.errors import PermanentMailError, RenderError
+from mail.message import POLICY, _build_international
 from mail.preview import sample_context
-from mail.render import TEMPLATES_DIR, Brand, MailRenderer, build_message
+from mail.render import TEMPLATES_DIR, Brand, MailRenderer, RenderedMail, build_message
 
 LINK = "https://www.example.com/account/reset?ticket=abc&next=%2Fhome"
 CONTEXT = {"link": LINK, "expires_minutes": 60, "email": "jane@example.com"}
@@ -380,5 +382,100 @@ def test_header_values_with_line_breaks_are_refused(renderer: MailRenderer, fiel
             to=values["to"],
             sender=values["sender"],
             reply_to=values["reply_to"],
+            message_id="<m@x>",
+        )
+
+
+def test_a_non_ascii_reply_to_name_round_trips_in_a_crlf_message(renderer: MailRenderer) -> None:
+    mail = renderer.render("reset", "fr", CONTEXT)
+    name = "Café Ünïcode <help@acme.example>"
+    message = build_message(
+        mail, to="jane@example.com", sender=name, reply_to=name, message_id="<m@x>"
+    )
+    assert not isinstance(message, email.message.EmailMessage)  # the email.mime builder
+    raw = bytes(message)
+    raw.decode("ascii")
+    assert not re.search(rb"[^\r]\n", raw)  # CRLF line ends throughout, bodies included
+    (address,) = _parsed(raw)["Reply-To"].addresses
+    assert (address.display_name, address.addr_spec) == ("Café Ünïcode", "help@acme.example")
+
+
+def test_an_internationalised_recipient_goes_on_the_wire_as_utf8(renderer: MailRenderer) -> None:
+    mail = renderer.render("reset", "de", CONTEXT)
+    message = build_message(
+        mail, to="jöran@example.com", sender="Acme <no-reply@acme.example>", message_id="<m@x>"
+    )
+    wire = message.as_bytes(policy=POLICY.clone(utf8=True))  # as sent under SMTPUTF8
+    assert "To: jöran@example.com\r\n".encode() in wire
+    parsed = email.message_from_string(wire.decode(), policy=email.policy.default)
+    assert parsed["To"].addresses[0].addr_spec == "jöran@example.com"
+
+
+@pytest.mark.parametrize("to", ["jane@example.com", "jöran@example.com"])
+@pytest.mark.parametrize("subject", ["Reset\nBcc: x@evil.example", "Reset\rnow", "Reset\r\n now"])
+def test_a_subject_with_a_line_break_is_refused_by_either_builder(to: str, subject: str) -> None:
+    mail = RenderedMail(subject=subject, text="text\n", html="<p>html</p>\n", locale="en")
+    with pytest.raises(ValueError, match="line"):
+        build_message(mail, to=to, sender="no-reply@acme.example", message_id="<m@x>")
+
+
+def test_a_message_id_with_a_line_break_is_refused(renderer: MailRenderer) -> None:
+    mail = renderer.render("reset", "en", CONTEXT)
+    with pytest.raises(ValueError, match="line breaks"):
+        build_message(
+            mail, to="a@example.com", sender="b@example.com", message_id="<m@x>\r\nBcc: c@d.e"
+        )
+
+
+@pytest.mark.parametrize(("template", "locale"), [("reset", "pt-BR"), ("changed", "ja")])
+def test_both_builders_agree_header_for_header_on_the_same_input(
+    renderer: MailRenderer, template: str, locale: str
+) -> None:
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    mail = renderer.render(template, locale, {**CONTEXT, "changed_at": when})
+    to, sender = "Jane Doe <jane@example.com>", "Café Ünïcode <no-reply@acme.example>"
+    reply_to, message_id = "help@acme.example", "<outbox-1@acme.example>"
+    fast = build_message(
+        mail, to=to, sender=sender, reply_to=reply_to, message_id=message_id, date=when
+    )
+    general = _build_international(
+        mail, to, sender, message_id, reply_to, email.utils.format_datetime(when)
+    )
+    one, two = _parsed(bytes(fast)), _parsed(bytes(general))
+    assert one["Content-Language"] == two["Content-Language"] == to_bcp47(mail.locale)
+    assert sorted(one.keys()) == sorted(two.keys())
+    for header in one:
+        if header != "Content-Type":  # the boundary is random
+            assert one[header] == two[header], header
+    assert one.get_content_type() == two.get_content_type() == "multipart/alternative"
+
+    def parts(message: email.message.EmailMessage) -> list[tuple[str, str | None, str]]:
+        return [
+            (part.get_content_type(), part["Content-Transfer-Encoding"], part.get_content())
+            for part in message.iter_parts()
+        ]
+
+    assert parts(one) == parts(two)
+    assert [content.replace("\r\n", "\n") for *_, content in parts(one)] == [mail.text, mail.html]
+
+
+# Found by review: the folding of email.mime breaks lines wherever str.splitlines()
+# does, not only at CR and LF; a subject with a vertical tab ended the header block.
+@pytest.mark.parametrize("brk", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+@pytest.mark.parametrize("to", ["jane@example.com", "jöran@example.com"])
+def test_a_subject_with_any_line_break_is_refused_by_either_builder(brk: str, to: str) -> None:
+    mail = RenderedMail(subject=f"Reset{brk}now", text="text\n", html="<p>html</p>\n", locale="en")
+    with pytest.raises(ValueError, match="line"):
+        build_message(mail, to=to, sender="no-reply@acme.example", message_id="<m@x>")
+
+
+@pytest.mark.parametrize("brk", ["\x0b", "\x0c", "\x1c", "\u2029"])
+def test_a_display_name_with_any_line_break_is_refused(brk: str) -> None:
+    mail = RenderedMail(subject="Reset", text="text\n", html="<p>html</p>\n", locale="en")
+    with pytest.raises(ValueError, match="line"):
+        build_message(
+            mail,
+            to="jane@example.com",
+            sender=f"Acme{brk}Travel <a@acme.example>",
             message_id="<m@x>",
         )
