@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from typing import Any
 
@@ -486,3 +487,111 @@ async def test_a_send_that_cannot_start_in_time_is_transient_and_not_sent(
         await mailer.send(reset_message(renderer, n=3), start_within=5)
     ids = [r.message()["Message-ID"] for r in server.handler.received]
     assert ids == ["<reset-1@acme.example>", "<reset-3@acme.example>"]
+
+
+@dataclass
+class HeldAtData(Recorder):
+    """Accepts each message once `release` is set, and counts the DATAs held. aiosmtpd
+    runs in a thread with an event loop of its own, hence a threading.Event."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    held: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.held += 1
+        while not self.release.is_set():
+            await asyncio.sleep(0.005)
+        self.held -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def held(handler: HeldAtData, n: int) -> None:
+    async with asyncio.timeout(5):
+        while handler.held < n:
+            await asyncio.sleep(0.005)
+
+
+@pytest.mark.anyio
+async def test_senders_that_gave_up_waiting_leave_the_pool_whole(
+    smtp_server: StartServer, renderer: MailRenderer
+) -> None:
+    handler = HeldAtData()
+    server = smtp_server(handler)
+    async with SmtpMailer(server.url(), pool_size=2) as mailer:
+        busy = [asyncio.create_task(mailer.send(reset_message(renderer, n=n))) for n in (1, 2)]
+        await held(handler, 2)
+        for n in (3, 4, 5):
+            with pytest.raises(TransientMailError, match="not sent"):
+                await mailer.send(reset_message(renderer, n=n), start_within=0.01)
+        handler.release.set()
+        await asyncio.gather(*busy)
+        # Both slots came back: two sends run at once again, on the two connections.
+        handler.release.clear()
+        again = [asyncio.create_task(mailer.send(reset_message(renderer, n=n))) for n in (6, 7)]
+        await held(handler, 2)
+        handler.release.set()
+        await asyncio.gather(*again)
+    ids = sorted(item.message()["Message-ID"] for item in handler.received)
+    assert ids == [f"<reset-{n}@acme.example>" for n in (1, 2, 6, 7)]
+    assert handler.connections == 2
+
+
+@pytest.mark.anyio
+async def test_a_send_waits_up_to_start_within_for_a_connection(
+    smtp_server: StartServer, renderer: MailRenderer
+) -> None:
+    handler = HeldAtData()
+    server = smtp_server(handler)
+    async with SmtpMailer(server.url(), pool_size=1) as mailer:
+        first = asyncio.create_task(mailer.send(reset_message(renderer, n=1)))
+        await held(handler, 1)
+        second = asyncio.create_task(mailer.send(reset_message(renderer, n=2), start_within=5))
+        await asyncio.sleep(0.05)
+        handler.release.set()  # the connection frees up well within the five seconds
+        await asyncio.gather(first, second)
+    assert len(handler.received) == 2
+    assert handler.connections == 1
+
+
+@pytest.mark.anyio
+async def test_start_within_zero_still_sends_on_a_free_connection(
+    smtp_server: StartServer, renderer: MailRenderer
+) -> None:
+    server = smtp_server()
+    async with SmtpMailer(server.url()) as mailer:
+        await mailer.send(reset_message(renderer, n=1), start_within=0)
+        await mailer.send(reset_message(renderer, n=2), start_within=0)  # the idle connection
+    assert len(server.handler.received) == 2
+
+
+def international_message(renderer: MailRenderer) -> Message:
+    mail = renderer.render("reset", "de", {"link": LINK, "expires_minutes": 60, "email": RECIPIENT})
+    return build_message(
+        mail,
+        to="Jöran <jöran@example.com>",
+        sender="Acme Travel <no-reply@acme.example>",
+        message_id="<intl-1@acme.example>",
+    )
+
+
+@pytest.mark.anyio
+async def test_an_international_address_goes_out_with_smtputf8(
+    smtp_server: StartServer, renderer: MailRenderer
+) -> None:
+    server = smtp_server(enable_SMTPUTF8=True)  # aiosmtpd's default, said out loud
+    async with SmtpMailer(server.url()) as mailer:
+        await mailer.send(international_message(renderer))
+    [received] = server.handler.received
+    assert received.rcpt_tos == ["jöran@example.com"]
+    assert "To: Jöran <jöran@example.com>\r\n".encode() in received.data
+
+
+@pytest.mark.anyio
+async def test_an_international_address_without_smtputf8_is_permanent(
+    smtp_server: StartServer, renderer: MailRenderer
+) -> None:
+    server = smtp_server(enable_SMTPUTF8=False)
+    async with SmtpMailer(server.url()) as mailer:
+        with pytest.raises(PermanentMailError, match="cannot carry"):
+            await mailer.send(international_message(renderer))
+    assert server.handler.received == []

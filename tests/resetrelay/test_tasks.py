@@ -242,3 +242,41 @@ async def test_one_batch_sends_each_live_mail_once_and_drops_the_superseded(
     async with runtime.db.begin() as conn:
         stats = await jobs.stats(conn, now=clock())
     assert stats.depth == 0
+
+
+async def test_one_batch_sends_each_live_mail_once_and_marks_the_expired_one(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    server = smtp(Recorder())
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    runtime = service.runtime
+
+    async def issue_for(user: str) -> None:
+        async with runtime.db.begin() as conn:
+            await issue(
+                conn,
+                runtime.settings,
+                runtime.codec,
+                user_id=f"auth0|{user}",
+                email=f"{user}@example.com",
+                connection="Username-Password-Authentication",
+                locale="en",
+                purpose="reset",
+                now=clock(),
+            )
+
+    await issue_for("old")
+    clock.advance(runtime.settings.ticket_ttl_seconds - 60)
+    for user in ("ann", "bob", "cy"):
+        await issue_for(user)
+    clock.advance(120)  # the first ticket has expired by the time its mail goes out
+    assert await runtime.worker.run_once() == 4  # every mail job, from one claim
+    received = sorted(item.rcpt_tos[0] for item in server.handler.received)
+    assert received == ["ann@example.com", "bob@example.com", "cy@example.com"]
+    assert await service.mail_states() == {"sent": 3, "expired": 1}
+    async with runtime.db.begin() as conn:
+        stats = await jobs.stats(conn, now=clock())
+    assert (stats.depth, stats.dead) == (0, 0)  # all four jobs done
+    assert await runtime.worker.drain() == 0
+    assert len(server.handler.received) == 3  # and nothing goes out a second time
+    assert 'resetrelay_mails_total{event="expired"} 1.0' in await service.metric("")

@@ -5,19 +5,40 @@ from datetime import timedelta
 
 import anyio
 import pytest
+from sqlalchemy import select
 
-from resetrelay.worker import BatchJobKind, JobKind, JobRun, Permanent, Retry, Worker
+from resetrelay.worker import (
+    BatchJobKind,
+    JobKind,
+    JobRun,
+    Permanent,
+    Retry,
+    Worker,
+    settle_completed,
+)
 from storage import jobs
 from storage.database import Database
+from storage.models import Job
+from storage.sql import table
 from tests.conftest import Clock
 
 pytestmark = pytest.mark.anyio
+_jobs = table(Job)
 
 
-async def enqueue(db: Database, clock: Clock, kind: str, n: int = 1, **kw: object) -> None:
+async def enqueue(db: Database, clock: Clock, kind: str, n: int = 1, **kw: object) -> list[int]:
     async with db.begin() as conn:
-        for i in range(n):
+        return [
             await jobs.enqueue(conn, kind, {"i": i}, now=clock(), **kw)  # type: ignore[arg-type]
+            for i in range(n)
+        ]
+
+
+async def states(db: Database) -> dict[int, tuple[str, str | None]]:
+    """Each job's status and last error, by id."""
+    async with db.begin() as conn:
+        rows = await conn.execute(select(_jobs.c.id, _jobs.c.status, _jobs.c.last_error))
+        return {row.id: (row.status, row.last_error) for row in rows}
 
 
 async def stats(db: Database, clock: Clock) -> jobs.QueueStats:
@@ -268,3 +289,173 @@ async def test_a_batch_lane_keeps_its_own_limit_beside_plain_jobs(
     assert sorted(sent) == list(range(7)) and sorted(plain) == [0, 1, 2]
     assert most <= 2
     assert (await stats(database, clock)).depth == 0
+
+
+async def test_one_claim_of_mixed_kinds_makes_one_batch_and_single_plain_runs(
+    database: Database, clock: Clock
+) -> None:
+    batches: list[int] = []
+    plain: list[int] = []
+
+    async def send(runs: list[JobRun]) -> None:
+        batches.append(len(runs))
+
+    async def other(run: JobRun) -> None:
+        plain.append(run.job.id)
+
+    await enqueue(database, clock, "mail", 2)
+    await enqueue(database, clock, "other", 2)
+    worker = make_worker(database, clock, mail=BatchJobKind(send), other=JobKind(other))
+    assert await worker.run_once() == 4
+    assert batches == [2]
+    assert len(plain) == 2
+
+
+async def test_batch_runs_end_retried_dead_or_done_with_their_reasons(
+    database: Database, clock: Clock
+) -> None:
+    async def send(runs: list[JobRun]) -> None:
+        for run in runs:
+            if run.job.payload["i"] == 1 and run.job.attempts == 1:
+                run.fail(Retry("451 try later", after=30))
+            elif run.job.payload["i"] == 2:
+                run.fail(Permanent("550 no such mailbox"))
+
+    done, retried, dead = await enqueue(database, clock, "mail", 3)
+    worker = make_worker(database, clock, mail=BatchJobKind(send))
+    assert await worker.run_once() == 3
+    after = await states(database)
+    assert after[done] == (jobs.DONE, None)
+    assert after[retried] == (jobs.QUEUED, "451 try later")
+    assert after[dead] == (jobs.DEAD, "550 no such mailbox")
+    clock.advance(29)
+    assert await worker.run_once() == 0  # Retry(after=30) is honoured
+    clock.advance(1)
+    assert await worker.run_once() == 1
+    assert (await states(database))[retried][0] == jobs.DONE
+
+
+async def test_a_batch_run_retried_on_its_last_attempt_is_dead(
+    database: Database, clock: Clock
+) -> None:
+    async def send(runs: list[JobRun]) -> None:
+        for run in runs:
+            run.fail(Retry("still down"))
+
+    (job_id,) = await enqueue(database, clock, "mail", max_attempts=1)
+    await make_worker(database, clock, mail=BatchJobKind(send)).run_once()
+    assert (await states(database))[job_id] == (jobs.DEAD, "still down")
+
+
+async def test_a_raising_batch_handler_keeps_the_fate_of_runs_it_had_settled(
+    database: Database, clock: Clock
+) -> None:
+    async def send(runs: list[JobRun]) -> None:
+        runs[0].fail(Permanent("550 no such mailbox"))
+        async with database.begin() as conn:
+            await runs[1].complete(conn)
+        raise RuntimeError("relay went away")
+
+    dead, done, left, also_left = await enqueue(database, clock, "mail", 4)
+    worker = make_worker(database, clock, mail=BatchJobKind(send, backoff_initial=10))
+    assert await worker.run_once() == 4
+    after = await states(database)
+    assert after[dead] == (jobs.DEAD, "550 no such mailbox")
+    assert after[done] == (jobs.DONE, None)
+    for job_id in (left, also_left):
+        assert after[job_id] == (jobs.QUEUED, "RuntimeError: relay went away")
+
+
+async def test_on_completed_fires_once_for_each_run_the_worker_completes(
+    database: Database, clock: Clock
+) -> None:
+    released: list[int] = []
+
+    async def send(runs: list[JobRun]) -> None:
+        runs[0].fail(Retry("later"))
+
+    await enqueue(database, clock, "mail", 3)
+    worker = make_worker(database, clock, mail=BatchJobKind(send))
+    claimed = await worker.claim(10)
+    await worker.execute_batch(claimed, on_completed=lambda: released.append(1))
+    assert released == [1, 1]  # the two completed runs, not the retried one
+
+
+async def test_a_batch_job_out_of_attempts_is_buried_without_running(
+    database: Database, clock: Clock
+) -> None:
+    seen: list[int] = []
+
+    async def send(runs: list[JobRun]) -> None:
+        seen.extend(run.job.id for run in runs)
+
+    worker = make_worker(database, clock, mail=BatchJobKind(send))
+    worker.lease = timedelta(seconds=5)
+    (lost,) = await enqueue(database, clock, "mail", max_attempts=1)
+    await worker.claim(10)  # its worker died on the last attempt
+    clock.advance(6)
+    (fresh,) = await enqueue(database, clock, "mail")
+    assert await worker.run_once() == 2
+    assert seen == [fresh]
+    after = await states(database)
+    assert after[lost] == (jobs.DEAD, "attempts exhausted (worker lost)")
+    assert after[fresh] == (jobs.DONE, None)
+
+
+def test_settle_completed_fails_the_runs_whose_lease_was_taken_over() -> None:
+    clock = Clock()
+    claimed = [
+        jobs.ClaimedJob(i, "mail", {}, 1, 8, "token", clock() + timedelta(seconds=60))
+        for i in (1, 2)
+    ]
+    released: list[int] = []
+    runs = [JobRun(job, clock, on_completed=lambda: released.append(1)) for job in claimed]
+    settle_completed(runs, {2})
+    assert not runs[0].completed
+    assert isinstance(runs[0].failure, Retry)
+    assert runs[1].completed
+    assert runs[1].failure is None
+    assert released == [1]
+
+
+async def test_a_full_batch_lane_claims_no_more_while_plain_jobs_all_run(
+    database: Database, clock: Clock
+) -> None:
+    in_flight = 0
+    most = 0
+    sent: list[int] = []
+    plain: list[int] = []
+    gate = anyio.Event()
+
+    async def send(runs: list[JobRun]) -> None:
+        nonlocal in_flight, most
+        in_flight += len(runs)
+        most = max(most, in_flight)
+        await gate.wait()
+        await anyio.sleep(0.01)
+        in_flight -= len(runs)
+        sent.extend(run.job.id for run in runs)
+
+    async def other(run: JobRun) -> None:
+        plain.append(run.job.id)
+
+    await enqueue(database, clock, "mail", 7)
+    await enqueue(database, clock, "other", 6)
+    worker = make_worker(database, clock, mail=BatchJobKind(send, limit=2), other=JobKind(other))
+    worker.concurrency = 2
+    stop = anyio.Event()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, stop)
+            # The mail lane is stuck on its first two, yet every plain job runs.
+            while len(plain) < 6:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.2)  # a few poll intervals: the mail lane claims no more
+            assert (in_flight, sent) == (2, [])
+            gate.set()
+            while len(sent) < 7:
+                await anyio.sleep(0.01)
+            stop.set()
+    assert most == 2
+    assert len(set(sent)) == 7
+    assert set((await states(database)).values()) == {(jobs.DONE, None)}

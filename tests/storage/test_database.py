@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
+from resetrelay.settings import normalise_database_url
 from storage import jobs
-from storage.database import Database
+from storage.database import Database, StorageUnavailable
 from storage.models import Job
 from storage.sql import table
+from tests.support import HOST, free_port
 
 pytestmark = pytest.mark.anyio
 _jobs = table(Job)
@@ -64,3 +69,77 @@ async def test_run_read_sees_committed_rows(database: Database) -> None:
         lambda conn: conn.execute(select(func.count()).select_from(_jobs)).scalar_one()
     )
     assert count == 1
+
+
+async def test_a_rolled_back_run_leaves_the_next_run_a_clean_transaction(
+    database: Database,
+) -> None:
+    def work(conn: Connection) -> None:
+        _insert(conn, "a")
+        raise LookupError("half way")
+
+    with pytest.raises(LookupError, match="half way"):
+        await database.run(work)
+    await database.run(lambda conn: _insert(conn, "b"))
+    kinds = await database.run_read(lambda conn: list(conn.execute(select(_jobs.c.kind)).scalars()))
+    assert kinds == ["b"]
+
+
+async def test_run_read_neither_waits_for_nor_sees_an_open_write(database: Database) -> None:
+    await database.run(lambda conn: _insert(conn, "a"))
+    async with database.begin() as conn:  # holds SQLite's write lock until the block ends
+        await jobs.enqueue(conn, "b", {}, now=datetime(2026, 1, 1, tzinfo=UTC))
+        with anyio.fail_after(5):
+            kinds = await database.run_read(
+                lambda sync: list(sync.execute(select(_jobs.c.kind)).scalars())
+            )
+    assert kinds == ["a"]
+    assert await _count(database) == 2
+
+
+async def test_a_constraint_violation_propagates_as_itself_not_as_unavailable(
+    database: Database,
+) -> None:
+    def insert_twice(conn: Connection) -> None:
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        for _ in range(2):
+            conn.execute(
+                _jobs.insert().values(
+                    kind="a",
+                    payload={},
+                    status=jobs.QUEUED,
+                    attempts=0,
+                    max_attempts=1,
+                    run_after=now,
+                    created_at=now,
+                    updated_at=now,
+                    dedupe_key="same",
+                )
+            )
+
+    with pytest.raises(IntegrityError):
+        await database.run(insert_twice)
+    assert await _count(database) == 0
+
+
+async def test_an_unreachable_postgres_is_storage_unavailable() -> None:
+    # Nothing listens on this port: the connection is refused at once.
+    db = Database(normalise_database_url(f"postgresql://postgres@{HOST}:{free_port()}/none"))
+    try:
+        with pytest.raises(StorageUnavailable):
+            await db.run(lambda conn: None)
+        with pytest.raises(StorageUnavailable):
+            await db.run_read(lambda conn: None)
+    finally:
+        await db.dispose()
+
+
+async def test_an_sqlite_file_that_cannot_be_opened_is_storage_unavailable(
+    tmp_path: Path,
+) -> None:
+    db = Database(normalise_database_url(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))
+    try:
+        with pytest.raises(StorageUnavailable):
+            await db.run(lambda conn: None)
+    finally:
+        await db.dispose()

@@ -158,3 +158,84 @@ async def test_complete_many_completes_only_what_is_still_ours(
     assert owned == {mine[1].id, mine[2].id}
     async with database.begin() as conn:  # the new owner still holds its lease
         assert await jobs.complete(conn, taken, now=clock())
+
+
+async def test_a_lapsed_lease_goes_before_an_older_queued_job(
+    database: Database, clock: Clock
+) -> None:
+    async with database.begin() as conn:
+        older = await jobs.enqueue(conn, "other", {}, now=clock())
+    clock.advance(1)
+    (lapsed,) = await enqueue(database, clock)
+    async with database.begin() as conn:  # a claim for kind "k" only leases the newer job
+        (leased,) = await jobs.claim(conn, now=clock(), lease=LEASE, limit=1, kinds=("k",))
+    assert leased.id == lapsed
+    clock.advance(LEASE.total_seconds() + 1)
+    # The queued job has waited longer (earlier run_after), yet the lapsed lease is first.
+    (first,) = await claim(database, clock, limit=1)
+    assert (first.id, first.attempts) == (lapsed, 2)
+    (second,) = await claim(database, clock, limit=1)
+    assert second.id == older
+
+
+async def test_a_claim_returns_lapsed_and_queued_jobs_in_id_order(
+    database: Database, clock: Clock
+) -> None:
+    (first,) = await enqueue(database, clock, delay=timedelta(seconds=5))
+    (second,) = await enqueue(database, clock)
+    (leased,) = await claim(database, clock, limit=1)  # then its worker dies
+    assert leased.id == second
+    clock.advance(LEASE.total_seconds() + 1)
+    both = await claim(database, clock)
+    assert [j.id for j in both] == [first, second]
+    assert [j.attempts for j in both] == [1, 2]
+
+
+async def test_every_job_of_one_claim_shares_its_lease(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, 3)
+    batch = await claim(database, clock)
+    assert len({j.lease_token for j in batch}) == 1
+    assert {j.lease_until for j in batch} == {clock() + LEASE}
+
+
+async def test_complete_many_takes_jobs_of_several_claims(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, 4)
+    one = await claim(database, clock, limit=2)
+    two = await claim(database, clock, limit=2)
+    assert one[0].lease_token != two[0].lease_token
+    async with database.begin() as conn:
+        owned = await jobs.complete_many(conn, [one[0], two[1], two[0], one[1]], now=clock())
+        stats = await jobs.stats(conn, now=clock())
+    assert owned == {j.id for j in one + two}
+    assert stats.depth == 0
+
+
+async def test_complete_many_leaves_a_retried_job_queued(database: Database, clock: Clock) -> None:
+    await enqueue(database, clock, 2)
+    first, second = await claim(database, clock)
+    async with database.begin() as conn:
+        await jobs.retry(conn, first, now=clock(), delay=timedelta(seconds=10), error="x")
+        owned = await jobs.complete_many(conn, [first, second], now=clock())
+    assert owned == {second.id}
+    clock.advance(10)
+    (again,) = await claim(database, clock)
+    assert again.id == first.id  # still queued for its retry, not done
+
+
+async def test_complete_many_of_nothing_is_nothing(database: Database, clock: Clock) -> None:
+    async with database.begin() as conn:
+        assert await jobs.complete_many(conn, [], now=clock()) == set()
+
+
+async def test_claim_and_complete_many_run_through_database_run(
+    database: Database, clock: Clock
+) -> None:
+    ids = await enqueue(database, clock, 3)
+    now = clock()
+    batch = await database.run(
+        lambda conn: jobs.claim_sync(conn, now=now, lease=LEASE, limit=2, kinds=("k",))
+    )
+    assert [j.id for j in batch] == ids[:2]
+    owned = await database.run(lambda conn: jobs.complete_many_sync(conn, batch, now=now))
+    assert owned == set(ids[:2])
+    assert [j.id for j in await claim(database, clock)] == ids[2:]
