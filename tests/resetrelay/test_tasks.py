@@ -11,6 +11,7 @@ import json
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -216,25 +217,30 @@ async def test_implicit_tls(
     assert len(handler.received) == 1
 
 
+async def issue_mail(runtime: Runtime, user: str, now: datetime) -> None:
+    """A reset ticket and its queued mail for `user`, as the requested job makes them."""
+    async with runtime.db.begin() as conn:
+        await issue(
+            conn,
+            runtime.settings,
+            runtime.codec,
+            user_id=f"auth0|{user}",
+            email=f"{user}@example.com",
+            connection="Username-Password-Authentication",
+            locale="en",
+            purpose="reset",
+            now=now,
+        )
+
+
 async def test_one_batch_sends_each_live_mail_once_and_drops_the_superseded(
     build: Build, smtp: Any, clock: Clock
 ) -> None:
     server = smtp(Recorder())
     service = await build(f"smtp://127.0.0.1:{server.port}")
     runtime = service.runtime
-    async with runtime.db.begin() as conn:
-        for user in ("ann", "bob", "cy", "bob"):  # bob's second ticket voids his first
-            await issue(
-                conn,
-                runtime.settings,
-                runtime.codec,
-                user_id=f"auth0|{user}",
-                email=f"{user}@example.com",
-                connection="Username-Password-Authentication",
-                locale="en",
-                purpose="reset",
-                now=clock(),
-            )
+    for user in ("ann", "bob", "cy", "bob"):  # bob's second ticket voids his first
+        await issue_mail(runtime, user, clock())
     assert await runtime.worker.run_once() == 4  # the four mail jobs, one batch
     assert await service.mail_states() == {"sent": 3, "expired": 1}
     recipients = sorted(r.rcpt_tos[0] for r in server.handler.received)
@@ -250,25 +256,10 @@ async def test_one_batch_sends_each_live_mail_once_and_marks_the_expired_one(
     server = smtp(Recorder())
     service = await build(f"smtp://127.0.0.1:{server.port}")
     runtime = service.runtime
-
-    async def issue_for(user: str) -> None:
-        async with runtime.db.begin() as conn:
-            await issue(
-                conn,
-                runtime.settings,
-                runtime.codec,
-                user_id=f"auth0|{user}",
-                email=f"{user}@example.com",
-                connection="Username-Password-Authentication",
-                locale="en",
-                purpose="reset",
-                now=clock(),
-            )
-
-    await issue_for("old")
+    await issue_mail(runtime, "old", clock())
     clock.advance(runtime.settings.ticket_ttl_seconds - 60)
     for user in ("ann", "bob", "cy"):
-        await issue_for(user)
+        await issue_mail(runtime, user, clock())
     clock.advance(120)  # the first ticket has expired by the time its mail goes out
     assert await runtime.worker.run_once() == 4  # every mail job, from one claim
     received = sorted(item.rcpt_tos[0] for item in server.handler.received)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 _jobs = table(Job)
 
 
-def _insert(conn: Connection, kind: str) -> int:
+def _insert(conn: Connection, kind: str, dedupe_key: str | None = None) -> int:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     result = conn.execute(
         _jobs.insert()
@@ -32,6 +32,7 @@ def _insert(conn: Connection, kind: str) -> int:
             run_after=now,
             created_at=now,
             updated_at=now,
+            dedupe_key=dedupe_key,
         )
         .returning(_jobs.c.id)
     )
@@ -101,21 +102,8 @@ async def test_a_constraint_violation_propagates_as_itself_not_as_unavailable(
     database: Database,
 ) -> None:
     def insert_twice(conn: Connection) -> None:
-        now = datetime(2026, 1, 1, tzinfo=UTC)
-        for _ in range(2):
-            conn.execute(
-                _jobs.insert().values(
-                    kind="a",
-                    payload={},
-                    status=jobs.QUEUED,
-                    attempts=0,
-                    max_attempts=1,
-                    run_after=now,
-                    created_at=now,
-                    updated_at=now,
-                    dedupe_key="same",
-                )
-            )
+        _insert(conn, "a", dedupe_key="same")
+        _insert(conn, "a", dedupe_key="same")
 
     with pytest.raises(IntegrityError):
         await database.run(insert_twice)
