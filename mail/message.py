@@ -97,14 +97,7 @@ def build_message(
         # typeshed types compat32 header values as str; a Header is what the email
         # package documents for text that needs RFC 2047 encoding.
         message["Subject"] = Header(mail.subject, "utf-8")  # type: ignore[assignment]
-    message["From"] = from_header
-    message["To"] = to_header
-    if reply_header:
-        message["Reply-To"] = reply_header
-    message["Date"] = when
-    message["Message-ID"] = message_id
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
+    _envelope_headers(message, from_header, to_header, reply_header, when, message_id)
     message["Content-Language"] = to_bcp47(mail.locale)
     message.attach(_text_part(mail.text, "plain"))
     message.attach(_text_part(mail.html, "html"))
@@ -150,6 +143,19 @@ def _build_international(
 ) -> EmailMessage:
     message = EmailMessage(policy=POLICY)
     message["Subject"] = mail.subject  # the policy encodes non-ASCII per RFC 2047
+    _envelope_headers(message, sender, to, reply_to, when, message_id)
+    message.set_content(mail.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # Last: set_content() and add_alternative() move or drop earlier Content-* headers.
+    message["Content-Language"] = to_bcp47(mail.locale)
+    return message
+
+
+def _envelope_headers(
+    message: Message, sender: str, to: str, reply_to: str | None, when: str, message_id: str
+) -> None:
+    """The headers both builders write, in one order: who, when, which message, and
+    the marks of a machine-made mail."""
     message["From"] = sender
     message["To"] = to
     if reply_to:
@@ -158,8 +164,3 @@ def _build_international(
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(mail.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    # Last: set_content() and add_alternative() move or drop earlier Content-* headers.
-    message["Content-Language"] = to_bcp47(mail.locale)
-    return message

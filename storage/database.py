@@ -18,8 +18,8 @@ SQLAlchemy exception.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, text
@@ -77,26 +77,18 @@ class Database:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _unavailable():
             async with self.engine.begin() as conn:
                 yield conn
-        except (PoolTimeout, DBAPIError) as exc:
-            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
-                raise
-            raise StorageUnavailable(type(exc).__name__) from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (deferred on SQLite: it does not take the write lock)."""
-        try:
+        with _unavailable():
             async with self.engine.connect() as plain:
                 conn = await plain.execution_options(readonly=True)
                 async with conn.begin():
                     yield conn
-        except (PoolTimeout, DBAPIError) as exc:
-            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
-                raise
-            raise StorageUnavailable(type(exc).__name__) from exc
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """Run `work(connection)`, synchronous SQLAlchemy Core, in one write transaction.
@@ -113,15 +105,11 @@ class Database:
         return await self._run(work, readonly=True)
 
     async def _run(self, work: Callable[[Connection], T], *, readonly: bool) -> T:
-        try:
-            if self.dialect == "sqlite":
-                return await self.writer.run_sync(work, readonly=readonly)
+        if self.dialect != "sqlite":
             async with self.read() if readonly else self.begin() as conn:
                 return await conn.run_sync(work)
-        except (PoolTimeout, DBAPIError) as exc:
-            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
-                raise
-            raise StorageUnavailable(type(exc).__name__) from exc
+        with _unavailable():
+            return await self.writer.run_sync(work, readonly=readonly)
 
     async def ping(self) -> bool:
         try:
@@ -136,6 +124,18 @@ class Database:
             self._writer.close()
             self._writer = None
         await self.engine.dispose()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Driver failures that mean "the database is not answering" become
+    StorageUnavailable; any other database error passes through as itself."""
+    try:
+        yield
+    except (PoolTimeout, DBAPIError) as exc:
+        if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
+            raise
+        raise StorageUnavailable(type(exc).__name__) from exc
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:

@@ -66,11 +66,6 @@ async def queue(
     return mail_id
 
 
-async def get(conn: AsyncConnection, mail_id: int) -> MailRow | None:
-    row = (await conn.execute(select(_mail).where(_mail.c.id == mail_id))).first()
-    return None if row is None else _row(row)
-
-
 def get_many_sync(conn: Connection, mail_ids: Collection[int]) -> dict[int, MailRow]:
     """The rows that exist among `mail_ids`, by id (one query for a batch of sends);
     for `Database.run_read`."""
