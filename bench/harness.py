@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from hooks.signature import sign
+from resetrelay.webhooks import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 UVICORN_KWARGS = "log_config=None, access_log=False, proxy_headers=False, server_header=False"

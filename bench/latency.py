@@ -21,7 +21,7 @@ import httpx
 from aiosmtpd.controller import Controller
 
 from bench.harness import free_port, key_of, server
-from hooks.signature import new_secret, sign
+from resetrelay.webhooks import new_secret, sign
 
 
 class Sink:

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import free_port, server
-from hooks.signature import new_secret
+from resetrelay.webhooks import new_secret
 
 EVENTS_PER_BATCH = 1000
 TOKEN = "bench-log-stream-token-0123456789"

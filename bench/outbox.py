@@ -23,12 +23,12 @@ import aiosmtplib
 import anyio
 
 from bench.harness import free_port
-from hooks.signature import new_secret
 from mail.message import build_message
 from mail.preview import sample_context
-from resetrelay.issuing import issue
+from resetrelay.reset.requests import issue
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
+from resetrelay.webhooks import new_secret
 from storage import outbox
 from storage.migrate import upgrade
 

@@ -34,7 +34,7 @@ from bench.harness import (
     uvicorn_server,
     wrk,
 )
-from hooks.signature import new_secret
+from resetrelay.webhooks import new_secret
 
 
 def service_env(tmp: Path, secret: str, **extra: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from hooks.actiontoken import LEEWAY, InvalidActionToken, verify
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_payload, json_response, not_configured, unauthorized
-from storage.sql import storable
+from hooks.inputs import storable
 
 if TYPE_CHECKING:
     from resetrelay.runtime import Runtime
@@ -64,7 +64,7 @@ async def actions(request: Request) -> Response:
     if not isinstance(user_id, str) or not 0 < len(user_id) <= 255 or not storable(user_id):
         raise invalid_payload("user.user_id: Field required.")
     issued_at = datetime.fromtimestamp(claims.iat, tz=UTC)
-    voided = await runtime.log_events.password_changed(
+    voided = await runtime.auth0_events.password_changed(
         jti=claims.jti,
         # Kept while the token still verifies (exp + leeway), or pruning would let it replay.
         expires_at=datetime.fromtimestamp(claims.exp + LEEWAY, tz=UTC),

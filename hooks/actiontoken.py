@@ -18,7 +18,7 @@ from typing import Any, Final
 from jose import jwt
 from jose.exceptions import JOSEError
 
-from storage.sql import storable
+from hooks.inputs import storable
 
 MAX_LIFETIME: Final = 300
 LEEWAY: Final = 30

@@ -30,7 +30,6 @@ from hooks.website import website
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from storage.database import StorageError
-from storage.migrate import upgrade
 
 log = logging.getLogger("resetrelay.app")
 
@@ -75,7 +74,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         rt = runtime or Runtime.build(settings)
         app.state.runtime = rt
         if settings.auto_migrate:
-            await anyio.to_thread.run_sync(upgrade, settings.database_url)
+            await rt.migrate()
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             if settings.inline_worker:

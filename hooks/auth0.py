@@ -49,7 +49,7 @@ async def log_stream(request: Request) -> Response:
         raise unauthorized(UNAUTHORIZED)
     body = await read_limited(request, MAX_BODY)
     parsed = parse(body)
-    summary = await runtime.log_events.store(parsed.items)
+    summary = await runtime.auth0_events.store(parsed.items)
     summary["malformed"] = parsed.malformed
     if parsed.malformed:
         log.info("log stream items skipped", extra={"fields": {"malformed": parsed.malformed}})

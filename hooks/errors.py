@@ -1,16 +1,19 @@
-"""Errors answered to callers. Everything that goes wrong at the HTTP boundary is
-one of these; a single handler (hooks.app) turns them into the contract's body
+"""Errors answered to callers at the HTTP boundary, before the reset flow runs;
+a single handler (hooks.app) turns them into the contract's body
 `{"error": code, "message": sentence, ...}`.
 
 HookError(status, code, message)
  ├── 400 invalid_payload
  ├── 401 invalid_signature / unauthorized
  ├── 404 not_found        405 method_not_allowed
- ├── 409 ticket_busy      410 ticket_invalid (+ reason)
  ├── 413 payload_too_large
  ├── 415 unsupported_media_type
- ├── 422 unknown_event_type / password_rejected (+ rule)
- └── 503 upstream_unavailable / storage_unavailable (+ Retry-After)
+ ├── 422 unknown_event_type
+ └── 503 storage_unavailable (+ Retry-After; from StorageError, in hooks.app)
+
+The flow's own outcomes (409 ticket_busy, 410 ticket_invalid, 422
+password_rejected, 503 upstream_unavailable) are answers, not errors: they are
+rendered in hooks.answers.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from storage.sql import storable
+from hooks.inputs import storable
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,10 @@ def _item(value: Any) -> LogItem | None:
         return None
     if not (storable(log_id) and storable(kind)):
         return None  # would make the INSERT fail: a 5xx, and Auth0 retrying the batch
-    return LogItem(log_id, kind, data)
+    # Text no database can hold is dropped here, field by field, so nothing past the
+    # door has to ask (a job would fail on every attempt).
+    kept = {k: v for k, v in data.items() if not isinstance(v, str) or storable(v)}
+    return LogItem(log_id, kind, kept)
 
 
 def _candidates(document: Any) -> Iterator[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -10,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hooks.openapi import document
-from storage.database import StorageError
 
 if TYPE_CHECKING:
     from resetrelay.runtime import Runtime
@@ -34,8 +32,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     # Counters are still worth serving when the database is down; gauges keep their value.
-    with contextlib.suppress(StorageError):
-        await runtime.refresh_gauges()
+    await runtime.housekeeping.refresh_gauges()
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

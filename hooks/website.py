@@ -13,12 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hooks import events
+from hooks.answers import REPLAYED, Rendered, render
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_signature
-from hooks.signature import InvalidSignature, verify
+from resetrelay.reset.outcomes import Outcome
+from resetrelay.webhooks import InvalidSignature, verify
 
 if TYPE_CHECKING:
-    from resetrelay.flow import Answer
     from resetrelay.runtime import Runtime
 
 log = logging.getLogger("resetrelay.hooks.website")
@@ -26,9 +27,10 @@ log = logging.getLogger("resetrelay.hooks.website")
 MAX_BODY = 64 * 1024
 
 
-def _respond(answer: Answer) -> Response:
+def _respond(rendered: Rendered) -> Response:
+    answer = rendered.answer
     return Response(
-        answer.body, answer.status, headers=answer.headers, media_type="application/json"
+        answer.body, answer.status, headers=rendered.headers, media_type="application/json"
     )
 
 
@@ -54,19 +56,34 @@ async def website(request: Request) -> Response:
     except HookError as exc:
         metrics.requests.labels("unknown", exc.code).inc()
         raise
-    flow = runtime.flow
+    rendered = await _answer(runtime, event_id, event_type, data)
+    replayed = REPLAYED.items() <= rendered.headers.items()
+    metrics.requests.labels(
+        event_type, "replayed" if replayed else str(rendered.answer.status)
+    ).inc()
+    return _respond(rendered)
+
+
+async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object) -> Rendered:
     if isinstance(data, events.Requested):
-        answer = await flow.requested(event_id, data.email, data.locale, data.client_ip)
-    else:
-        replay = await flow.replay(event_id)
-        if replay is not None:
-            answer = replay
-        elif isinstance(data, events.Verify):
-            answer = await flow.verify(event_id, data.ticket)
-        elif isinstance(data, events.Confirm):
-            answer = await flow.confirm(event_id, data.ticket, data.new_password)
-        else:  # parse() only returns the three models above
-            raise HookError(422, "unknown_event_type", "Event type is not handled.")
-    outcome = "replayed" if "idempotent-replayed" in answer.headers else str(answer.status)
-    metrics.requests.labels(event_type, outcome).inc()
-    return _respond(answer)
+        # Deduped by its job's key (one row per event): the answer is always the same.
+        return render(
+            await runtime.requests.submit(event_id, data.email, data.locale, data.client_ip)
+        )
+    # A redelivered id gets the first answer again, and causes nothing.
+    replay = await runtime.replays.find(event_id)
+    if replay is not None:
+        return Rendered(replay, REPLAYED)
+    outcome: Outcome
+    if isinstance(data, events.Verify):
+        outcome = await runtime.confirms.verify(data.ticket)
+    elif isinstance(data, events.Confirm):
+        outcome = await runtime.confirms.confirm(data.ticket, data.new_password)
+    else:  # parse() only returns the three models above
+        raise HookError(422, "unknown_event_type", "Event type is not handled.")
+    rendered = render(outcome)
+    if outcome.final:
+        earlier = await runtime.replays.keep(event_id, event_type, rendered.answer)
+        if earlier is not None:  # a concurrent delivery of the same id answered first
+            return Rendered(earlier, REPLAYED)
+    return rendered

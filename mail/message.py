@@ -22,20 +22,27 @@ from __future__ import annotations
 import email.charset
 import email.policy
 import email.utils
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from typing import TYPE_CHECKING
 
 from mail.catalog import to_bcp47
 
-if TYPE_CHECKING:
-    from mail.render import RenderedMail
+__all__ = ["POLICY", "RenderedMail", "build_message"]
 
-__all__ = ["POLICY", "build_message"]
+
+@dataclass(frozen=True)
+class RenderedMail:
+    """A mail as the renderer made it: subject, text and HTML in one language."""
+
+    subject: str
+    text: str
+    html: str
+    locale: str  # the catalog actually used, after fallback ("pt_BR")
 
 
 class _CachingHeaderRegistry(HeaderRegistry):

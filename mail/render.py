@@ -27,9 +27,9 @@ from babel.units import format_unit
 
 from mail.catalog import Catalogs, to_bcp47
 from mail.errors import RenderError
-from mail.message import build_message
+from mail.message import RenderedMail
 
-__all__ = ["Brand", "MailRenderer", "RenderedMail", "build_message"]
+__all__ = ["Brand", "MailRenderer", "RenderedMail"]
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 _SUFFIXES = ("_subject.txt", ".txt", ".html")  # the three files of one mail
@@ -64,14 +64,6 @@ class Brand:
         on_white = 1.05 / (luminance + 0.05)
         on_dark = (luminance + 0.05) / 0.0556  # #111111
         return "#ffffff" if on_white >= on_dark else "#111111"
-
-
-@dataclass(frozen=True)
-class RenderedMail:
-    subject: str
-    text: str
-    html: str
-    locale: str  # the catalog actually used, after fallback ("pt_BR")
 
 
 class MailRenderer:

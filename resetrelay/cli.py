@@ -84,7 +84,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
-    from hooks.signature import new_secret
+    from resetrelay.webhooks import new_secret
 
     print(secrets.token_urlsafe(48) if args.key else new_secret())
     return 0
@@ -93,7 +93,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     import base64
 
-    from hooks.signature import sign
+    from resetrelay.webhooks import sign
 
     text = args.secret or os.environ.get("WEBHOOK_SECRET", "").split(" ")[0]
     if not text:
@@ -113,7 +113,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate_auth0(args: argparse.Namespace) -> int:
-    from identity.emulator import run_emulator
+    try:
+        from devkit.emulator import run_emulator
+    except ImportError as exc:
+        return _devkit_missing(exc)
 
     run_emulator(args.host, args.port, args.users, args.rate_limit)
     return 0
@@ -131,26 +134,29 @@ def cmd_send_test_mail(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from mail.preview import write_previews
-    from mail.render import Brand, MailRenderer
+    from resetrelay.runtime import renderer_for
 
     settings = _settings(demo=True)
-    renderer = MailRenderer(
-        Brand(
-            settings.brand_name,
-            settings.brand_logo_url,
-            settings.brand_color,
-            settings.support_email,
-        ),
-        default_locale=settings.default_locale,
-        templates_dir=settings.mail_templates_dir or None,
-    )
-    write_previews(renderer, Path(args.folder), args.locale or ["en"])
+    write_previews(renderer_for(settings), Path(args.folder), args.locale or ["en"])
     print(f"resetrelay: previews written to {args.folder}")
     return 0
 
 
+def _devkit_missing(exc: ImportError) -> int:
+    # The development kit's own dependencies are an extra (pip install 'resetrelay[demo]').
+    print(
+        f"resetrelay: this command needs the development kit ({exc.name} is not installed);"
+        " install it with: pip install 'resetrelay[demo]'",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from resetrelay.demo import DemoPorts, PortInUse, run_demo
+    try:
+        from devkit.demo import DemoPorts, PortInUse, run_demo
+    except ImportError as exc:
+        return _devkit_missing(exc)
 
     ports = DemoPorts(
         service=args.port,

@@ -1,5 +1,6 @@
-"""The composition root: builds the database, clients and workers once from
-Settings and hands them to the app and the worker (no import-time globals).
+"""The composition root: builds the database, clients, the reset flow, the
+courier and the worker once from Settings, in dependency order, and hands them
+to the app and the worker. Nothing is patched after it is built.
 
 Tests pass their own seams: an httpx transport for Auth0 (the emulator through
 `ASGITransport` or real HTTP), a mailer pointed at a loopback SMTP server, a
@@ -8,10 +9,9 @@ frozen clock.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio
 import httpx
@@ -19,21 +19,36 @@ import httpx
 from identity.client import Auth0Client
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
-from resetrelay.flow import ResetFlow
-from resetrelay.logevents import LogEvents
+from resetrelay.courier import Courier
+from resetrelay.housekeeping import Housekeeping
+from resetrelay.jobs.kinds import Registry
+from resetrelay.jobs.worker import Doorbell, Worker
 from resetrelay.metrics import CountingTransport, Metrics
+from resetrelay.reset.auth0_events import Auth0Events
+from resetrelay.reset.confirm import Confirms
+from resetrelay.reset.outcomes import Replays
+from resetrelay.reset.requests import Requests
+from resetrelay.reset.tickets import TicketCodec, Tickets
 from resetrelay.settings import Settings
-from resetrelay.tasks import Tasks
-from resetrelay.tickets import TicketCodec
-from resetrelay.worker import Worker
-from storage import inbound, jobs, ratelimits, tokens
-from storage.database import Database, StorageError
-
-log = logging.getLogger("resetrelay.runtime")
+from storage.database import Database
+from storage.migrate import upgrade
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def renderer_for(settings: Settings) -> MailRenderer:
+    return MailRenderer(
+        Brand(
+            name=settings.brand_name,
+            logo_url=settings.brand_logo_url,
+            color=settings.brand_color,
+            support_email=settings.support_email,
+        ),
+        default_locale=settings.default_locale,
+        templates_dir=settings.mail_templates_dir or None,
+    )
 
 
 @dataclass
@@ -46,12 +61,14 @@ class Runtime:
     mailer: SmtpMailer
     renderer: MailRenderer
     http: httpx.AsyncClient
-    flow: ResetFlow
-    tasks: Tasks
-    log_events: LogEvents
+    requests: Requests
+    confirms: Confirms
+    replays: Replays
+    auth0_events: Auth0Events
+    courier: Courier
+    housekeeping: Housekeeping
     worker: Worker
     now: Callable[[], datetime]
-    _last_prune: float = field(default=0.0)
 
     @classmethod
     def build(
@@ -68,6 +85,7 @@ class Runtime:
         metrics = Metrics()
         db = db or Database(settings.database_url)
         codec = TicketCodec(settings.secret_key.reveal())
+        tickets = Tickets(codec, db, settings.reset_url)
         transport = CountingTransport(
             auth0_transport or httpx.AsyncHTTPTransport(retries=0), metrics
         )
@@ -80,66 +98,51 @@ class Runtime:
             transport=transport,
             clock=lambda: now().timestamp(),
         )
-        renderer = MailRenderer(
-            Brand(
-                name=settings.brand_name,
-                logo_url=settings.brand_logo_url,
-                color=settings.brand_color,
-                support_email=settings.support_email,
-            ),
-            default_locale=settings.default_locale,
-            templates_dir=settings.mail_templates_dir or None,
-        )
+        renderer = renderer_for(settings)
         mailer = mailer or SmtpMailer(settings.smtp_url.reveal())
         http = httpx.AsyncClient(
             transport=http_transport, timeout=httpx.Timeout(10.0), follow_redirects=False
         )
+        doorbell = Doorbell()
+        requests = Requests(settings, db, codec, auth0, metrics, now, doorbell.ring)
+        confirms = Confirms(settings, db, tickets, auth0, metrics, now, doorbell.ring)
+        auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
+        courier = Courier(settings, db, mailer, renderer, http, metrics, now, tickets.link)
+        registry = Registry()
+        for service in (requests, confirms, auth0_events, courier):
+            service.register(registry)
+        housekeeping = Housekeeping(db, metrics, now)
         worker = Worker(
-            db=db, kinds={}, now=now, metrics=metrics, poll_interval=worker_poll_interval
+            db=db,
+            kinds=registry.table(),
+            now=now,
+            metrics=metrics,
+            poll_interval=worker_poll_interval,
+            on_idle=housekeeping.run,
+            doorbell=doorbell,
         )
-        flow = ResetFlow(settings, db, codec, auth0, metrics, now, wake_worker=worker.wake)
-        tasks = Tasks(settings, db, codec, auth0, mailer, renderer, http, metrics, now)
-        log_events = LogEvents(settings, db, codec, auth0, metrics, now, wake_worker=worker.wake)
-        worker.kinds = {**tasks.kinds(), **log_events.kinds()}
-        runtime = cls(
-            settings,
-            db,
-            metrics,
-            codec,
-            auth0,
-            mailer,
-            renderer,
-            http,
-            flow,
-            tasks,
-            log_events,
-            worker,
-            now,
+        return cls(
+            settings=settings,
+            db=db,
+            metrics=metrics,
+            codec=codec,
+            auth0=auth0,
+            mailer=mailer,
+            renderer=renderer,
+            http=http,
+            requests=requests,
+            confirms=confirms,
+            replays=Replays(db, now),
+            auth0_events=auth0_events,
+            courier=courier,
+            housekeeping=housekeeping,
+            worker=worker,
+            now=now,
         )
-        worker.on_idle = runtime.maintain
-        return runtime
 
-    async def maintain(self) -> None:
-        """Hourly housekeeping while idle: forget old dedupe rows and counters."""
-        if anyio.current_time() - self._last_prune < 3600 and self._last_prune:
-            return
-        self._last_prune = anyio.current_time()
-        now = self.now()
-        try:
-            async with self.db.begin() as conn:
-                # Standard Webhooks senders retry for about a day and a half.
-                await inbound.prune(conn, older_than=now - timedelta(days=3))
-                await ratelimits.prune(conn, now=now, keep=timedelta(days=2))
-                await tokens.prune(conn, now=now)
-        except StorageError:
-            log.warning("maintenance skipped: database unavailable")
-
-    async def refresh_gauges(self) -> None:
-        async with self.db.begin() as conn:
-            stats = await jobs.stats(conn, now=self.now())
-        self.metrics.queue_depth.set(stats.depth)
-        self.metrics.queue_age.set(stats.oldest_age_seconds)
-        self.metrics.jobs_dead.set(stats.dead)
+    async def migrate(self) -> None:
+        """Create or upgrade the schema (Alembic, in a thread: it is synchronous)."""
+        await anyio.to_thread.run_sync(upgrade, self.settings.database_url)
 
     async def aclose(self) -> None:
         await self.auth0.aclose()

@@ -21,9 +21,7 @@ if str(ROOT) not in sys.path:  # run as a file: make the project importable
 
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright  # noqa: E402
 
-from mail.preview import sample_context  # noqa: E402
-from mail.render import MailRenderer  # noqa: E402
-from tests.browser.harness import (  # noqa: E402
+from devkit.browser import (  # noqa: E402
     DEMO_BRAND,
     DEMO_EMAIL,
     NEW_PASSWORD,
@@ -31,6 +29,8 @@ from tests.browser.harness import (  # noqa: E402
     launch_chromium,
     run_demo,
 )
+from mail.preview import sample_context  # noqa: E402
+from mail.render import MailRenderer  # noqa: E402
 
 MAIL_DIR = ROOT / "docs" / "mail"
 DEMO_DIR = ROOT / "docs" / "demo"

@@ -11,14 +11,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import jobs
 from storage.models import MailMessage
 from storage.sql import table
 
 _mail = table(MailMessage)
 
 QUEUED, SENDING, SENT, DEAD, EXPIRED = "queued", "sending", "sent", "dead", "expired"
-SEND_JOB = "mail.send"
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class MailRow:
     attempts: int
 
 
-async def queue(
+async def insert(
     conn: AsyncConnection,
     *,
     template: str,
@@ -44,8 +42,8 @@ async def queue(
     message_id: str,
     now: datetime,
     ticket_id: str | None = None,
-    max_attempts: int = 10,
 ) -> int:
+    """A queued mail's row; its send job is the caller's (resetrelay.courier.queue)."""
     result = await conn.execute(
         _mail.insert()
         .values(
@@ -61,9 +59,7 @@ async def queue(
         )
         .returning(_mail.c.id)
     )
-    mail_id = int(result.scalar_one())
-    await jobs.enqueue(conn, SEND_JOB, {"mail_id": mail_id}, now=now, max_attempts=max_attempts)
-    return mail_id
+    return int(result.scalar_one())
 
 
 def get_many_sync(conn: Connection, mail_ids: Collection[int]) -> dict[int, MailRow]:

@@ -19,15 +19,3 @@ def upsert(conn: AsyncConnection, target: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(target)
     return sqlite.insert(target)
-
-
-def storable(text: str) -> bool:
-    """Text a database can hold: PostgreSQL refuses NUL in text, and a lone surrogate
-    (which JSON's `\\u` escapes allow) cannot be encoded as UTF-8 for either backend."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -28,6 +28,9 @@ from storage.migrate import sync_url, upgrade
 from storage.models import metadata
 from tests.mail.servers import HOST, Recorder, Server, StartServer, free_port
 
+# The Auth0 emulator and client fixtures, shared by tests/identity and tests/devkit.
+pytest_plugins = ["tests.auth0_fixtures"]
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -3,7 +3,6 @@ the test's own event loop)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,13 +12,9 @@ from typing import Any
 import anyio
 import uvicorn
 
-HOST = "127.0.0.1"
+from devkit.ports import HOST, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+__all__ = ["HOST", "free_port"]
 
 
 @contextmanager

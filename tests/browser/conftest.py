@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser.harness import ROOT, ChromiumMissing, launch_chromium
+from devkit.browser import ROOT, ChromiumMissing, launch_chromium
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 STEP_TIMEOUT_MS = 10_000  # one click, page load or expectation; fails fast, not at 30 s

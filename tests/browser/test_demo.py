@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import Shots
-from tests.browser.harness import (
+from devkit.browser import (
     DEMO_BRAND,
     DEMO_EMAIL,
     DEMO_PASSWORD,
@@ -23,6 +22,7 @@ from tests.browser.harness import (
     Demo,
     run_demo,
 )
+from tests.browser.conftest import Shots
 
 pytestmark = pytest.mark.browser
 

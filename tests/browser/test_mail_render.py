@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
+from devkit.browser import DEMO_BRAND
 from mail.preview import SAMPLE_LINK, sample_context
 from mail.render import MailRenderer
 from tests.browser.conftest import Shots
-from tests.browser.harness import DEMO_BRAND
 
 pytestmark = pytest.mark.browser
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
 from hooks.app import create_app
-from resetrelay.issuing import issue
+from resetrelay.reset.requests import issue
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from storage import tickets
@@ -198,7 +198,7 @@ async def test_a_spent_jti_outlives_the_tokens_leeway(service: Service) -> None:
     token = service.token(body)
     assert (await service.post(body, token)).status_code == 200
     service.clock.advance(125)  # past exp (iat + 120), still inside the 30 s leeway
-    await service.runtime.maintain()  # prunes spent jtis
+    await service.runtime.housekeeping.run()  # prunes spent jtis
     service.clock.advance(-5)
     fresh = await service.ticket()
     service.clock.advance(5)

@@ -32,11 +32,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from devkit.emulator import EmulatorState, Fault, create_emulator
 from hooks.app import create_app
-from hooks.signature import sign
-from identity.emulator import EmulatorState, Fault, create_emulator
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
+from resetrelay.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, Clock
 from tests.mail.servers import Recorder, Server, StartServer
 from tests.support import free_port, serve_in_loop, serve_in_thread

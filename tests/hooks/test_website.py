@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from hooks.app import create_app
-from hooks.signature import sign
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
+from resetrelay.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, Clock
 
 pytestmark = pytest.mark.anyio

@@ -10,10 +10,10 @@ import anyio
 import httpx
 import pytest
 
+from devkit.emulator import EmulatorState, Fault
 from identity.client import Auth0Client
-from identity.emulator import EmulatorState, Fault
 from identity.errors import Auth0Error, NotAvailable, PasswordRejected, UserNotFound
-from tests.identity.conftest import (
+from tests.auth0_fixtures import (
     CLIENT_SECRET,
     CONNECTION,
     DOMAIN,

@@ -10,10 +10,10 @@ import anyio
 import httpx
 import pytest
 
+from devkit.emulator import EmulatorState, Fault, RateLimitConfig, create_emulator
 from identity.client import Auth0Client
-from identity.emulator import EmulatorState, Fault, RateLimitConfig, create_emulator
 from identity.errors import IdentityError, RateLimited, UpstreamUnavailable
-from tests.identity.conftest import USERS, ClientFactory, FakeTime, token_answer, wire
+from tests.auth0_fixtures import USERS, ClientFactory, FakeTime, token_answer, wire
 
 pytestmark = pytest.mark.anyio
 

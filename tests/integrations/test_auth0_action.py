@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from hooks.app import create_app
-from resetrelay.issuing import issue
+from resetrelay.reset.requests import issue
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from storage import tickets

@@ -17,9 +17,9 @@ from babel.messages.pofile import read_po
 
 from mail.catalog import LOCALES_DIR, candidates, to_bcp47
 from mail.errors import PermanentMailError, RenderError
-from mail.message import POLICY, _build_international
+from mail.message import POLICY, RenderedMail, _build_international, build_message
 from mail.preview import sample_context
-from mail.render import TEMPLATES_DIR, Brand, MailRenderer, RenderedMail, build_message
+from mail.render import TEMPLATES_DIR, Brand, MailRenderer
 
 LINK = "https://www.example.com/account/reset?ticket=abc&next=%2Fhome"
 CONTEXT = {"link": LINK, "expires_minutes": 60, "email": "jane@example.com"}

@@ -14,7 +14,8 @@ from typing import Any
 import html5lib
 import pytest
 
-from mail.render import MailRenderer, build_message
+from mail.message import build_message
+from mail.render import MailRenderer
 from mail.smtp import (
     PermanentMailError,
     SmtpMailer,

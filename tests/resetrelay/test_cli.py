@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from hooks.signature import verify
+from resetrelay.webhooks import verify
 from tests.conftest import WEBHOOK_SECRET, make_env
 from tests.support import free_port
 

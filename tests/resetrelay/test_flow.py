@@ -22,12 +22,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
+from devkit.emulator import create_emulator
 from hooks.app import create_app
-from hooks.signature import sign
-from identity.emulator import create_emulator
 from resetrelay.logs import quiet_libraries
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
+from resetrelay.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, Clock
 from tests.mail.servers import Recorder, Server, StartServer
 from tests.support import serve_in_thread
@@ -392,10 +392,10 @@ def test_stack_uses_real_http(emulator_url: str) -> None:
 async def _crash_after_claim(stack: Stack, *, set_password: bool) -> str:
     """Run confirm up to Auth0's answer, then "die": nothing after it is committed."""
     ticket = await request_ticket(stack)
-    flow = stack.runtime.flow
-    row = await flow._find_ticket(ticket)
+    confirms = stack.runtime.confirms
+    row = await confirms.tickets.find(ticket)
     assert row is not None
-    claimed, _ = await flow.claim(row, stack.clock())
+    claimed, _ = await confirms.claim(row, stack.clock())
     assert claimed
     if set_password:
         await stack.runtime.auth0.set_password(row.user_id, STRONG)

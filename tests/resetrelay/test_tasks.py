@@ -20,13 +20,13 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from devkit.emulator import create_emulator
 from hooks.app import create_app
-from hooks.signature import sign
-from identity.emulator import create_emulator
 from mail.smtp import SmtpMailer
-from resetrelay.issuing import issue
+from resetrelay.reset.requests import issue
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
+from resetrelay.webhooks import sign
 from storage import jobs, outbox
 from tests.conftest import WEBHOOK_SECRET, Clock
 from tests.mail.servers import Recorder, RefusingRecipients

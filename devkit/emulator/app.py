@@ -1,0 +1,104 @@
+"""Building the emulator app, and running it (`resetrelay emulate-auth0`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+
+from devkit.emulator import inspection, management, oauth
+from devkit.emulator.logstream import LogStream
+from devkit.emulator.policy import PasswordPolicy
+from devkit.emulator.ratelimit import RateLimitConfig
+from devkit.emulator.state import EmulatorState
+from devkit.emulator.users import DEMO_USERS, load_users
+
+__all__ = ["create_emulator", "run_emulator", "serve"]
+
+DEFAULT_CLIENT_ID = "emulator-client"
+DEFAULT_CLIENT_SECRET = "emulator-secret"  # noqa: S105 - a well-known local value
+
+
+def create_emulator(
+    *,
+    domain: str = "auth0.emulator.local",
+    users: list[dict[str, Any]] | None = None,
+    users_file: str | None = None,
+    policy: PasswordPolicy | None = None,
+    rate_limit: RateLimitConfig | None = None,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    clock: Callable[[], float] = time.time,
+    token_lifetime: int = 86400,
+    revocation_available: bool = True,
+    log_stream_url: str | None = None,
+    log_stream_token: str | None = None,
+    log_format: str = "jsonlines",
+) -> Starlette:
+    """An ASGI app that answers like Auth0's token endpoint and Management API.
+
+    `users` and the users in `users_file` are both loaded; `rate_limit` is off
+    by default (`RateLimitConfig.free_plan()` is 2/s, burst 2);
+    `revocation_available=False` answers 403 on session and refresh-token
+    revocation, as plans without them do. The state is `app.state.emulator`.
+    """
+    specs = list(users or [])
+    if users_file:
+        specs += load_users(users_file)
+    logs = LogStream(
+        url=log_stream_url,
+        token=log_stream_token,
+        content_format=log_format,
+        client_id=client_id,
+        clock=clock,
+    )
+    state = EmulatorState(
+        domain=domain,
+        users=specs,
+        policy=policy or PasswordPolicy(),
+        rate_limit=rate_limit,
+        client_id=client_id,
+        client_secret=client_secret,
+        clock=clock,
+        token_lifetime=token_lifetime,
+        revocation_available=revocation_available,
+        logs=logs,
+    )
+    app = Starlette(routes=[*oauth.routes, *management.routes, *inspection.routes])
+    app.state.emulator = state
+    return app
+
+
+def serve(
+    host: str,
+    port: int,
+    users_file: str | None = None,
+    rate_limit: RateLimitConfig | None = None,
+    **options: Any,
+) -> None:
+    """Run the emulator with uvicorn until interrupted (demo users by default)."""
+    import uvicorn
+
+    app = create_emulator(
+        users_file=users_file or str(DEMO_USERS), rate_limit=rate_limit, **options
+    )
+    state: EmulatorState = app.state.emulator
+    print(
+        f"Auth0 emulator (NOT Auth0: a local stand-in) on http://{host}:{port}/\n"
+        f"  domain={state.domain} client_id={state.client_id} "
+        f"client_secret={state.client_secret}",
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def run_emulator(
+    host: str, port: int, users_file: str | None, rate_limit_per_second: float | None
+) -> None:
+    """What `resetrelay emulate-auth0` calls."""
+    limit = None
+    if rate_limit_per_second:
+        limit = RateLimitConfig(rate_limit_per_second, max(1, int(rate_limit_per_second)))
+    serve(host, port, users_file, limit)

@@ -1,0 +1,191 @@
+"""Everything the emulator knows: users, issued tokens, the request log, queued
+faults and the rate-limit bucket. Tests in-process read and steer it through
+`app.state.emulator`; over HTTP the same methods sit under `/__emulator/`."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from devkit.emulator.logstream import LogStream, iso
+from devkit.emulator.policy import PasswordPolicy
+from devkit.emulator.ratelimit import RateLimitConfig, TokenBucket
+from devkit.emulator.users import EmulatedUser, user_from_spec
+
+__all__ = ["EmulatorState", "Fault", "redact"]
+
+SECRET_FIELDS: Final = frozenset({"password", "client_secret", "access_token", "refresh_token"})
+
+
+def redact(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("[redacted]" if k in SECRET_FIELDS else v) for k, v in body.items()}
+
+
+@dataclass
+class Fault:
+    """The next `times` requests under `path_prefix` (and `method`, if set) answer `status`.
+    For 429s, `reset_after` sets `x-ratelimit-reset` (seconds from now) and
+    `retry_after` a `Retry-After` header."""
+
+    path_prefix: str
+    status: int
+    times: int = 1
+    method: str | None = None
+    reset_after: float | None = 1.0
+    retry_after: float | None = None
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> Fault:
+        def seconds(name: str, default: float | None) -> float | None:
+            value = spec.get(name, default)
+            return None if value is None else float(value)
+
+        method = spec.get("method")
+        return cls(
+            path_prefix=str(spec["path_prefix"]),
+            status=int(spec["status"]),
+            times=int(spec.get("times", 1)),
+            method=str(method).upper() if method else None,
+            reset_after=seconds("reset_after", 1.0),
+            retry_after=seconds("retry_after", None),
+        )
+
+    def headers(self, now: float) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if self.status == 429 and self.reset_after is not None:
+            found["x-ratelimit-reset"] = str(math.ceil(now + self.reset_after))
+        if self.retry_after is not None:
+            found["retry-after"] = str(math.ceil(self.retry_after))
+        return found
+
+
+class EmulatorState:
+    def __init__(
+        self,
+        *,
+        domain: str,
+        users: list[dict[str, Any]],
+        policy: PasswordPolicy,
+        rate_limit: RateLimitConfig | None,
+        client_id: str,
+        client_secret: str,
+        clock: Callable[[], float],
+        token_lifetime: int,
+        revocation_available: bool,
+        logs: LogStream,
+    ) -> None:
+        self.domain = domain
+        self.audience = f"https://{domain}/api/v2/"
+        self.policy = policy
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.clock = clock
+        self.token_lifetime = token_lifetime
+        self.revocation_available = revocation_available
+        self.logs = logs
+        self.bucket = TokenBucket(rate_limit, clock) if rate_limit else None
+        self.users: dict[str, EmulatedUser] = {}
+        self.tokens: dict[str, float] = {}  # access token -> expiry (Unix seconds)
+        self.token_requests = 0  # client-credentials grants answered 200
+        self.request_log: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        for spec in users:
+            self.add_user(spec)
+
+    def __repr__(self) -> str:
+        return f"EmulatorState(domain={self.domain!r}, users={len(self.users)})"
+
+    def now_iso(self) -> str:
+        return iso(self.clock())
+
+    # -- users ----------------------------------------------------------------------
+
+    def add_user(self, spec: dict[str, Any]) -> EmulatedUser:
+        user = user_from_spec(spec, self.now_iso())
+        self.users[user.user_id] = user
+        return user
+
+    def user(self, user_id: str) -> EmulatedUser | None:
+        return self.users.get(user_id)
+
+    def users_with_email(self, email: str) -> list[EmulatedUser]:
+        return [u for u in self.users.values() if u.email == email]  # case-sensitive, as Auth0
+
+    def inspect_user(self, user_id: str) -> dict[str, Any] | None:
+        user = self.users.get(user_id)
+        return user.inspect() if user else None
+
+    def block(self, user_id: str) -> dict[str, Any] | None:
+        """A brute-force block, as after too many failed sign-ins."""
+        user = self.users.get(user_id)
+        if user is None:
+            return None
+        user.blocked = True
+        return user.inspect()
+
+    # -- tokens ---------------------------------------------------------------------
+
+    def issue_token(self) -> str:
+        value = secrets.token_urlsafe(32)
+        self.tokens[value] = self.clock() + self.token_lifetime
+        self.token_requests += 1
+        return value
+
+    def token_problem(self, authorization: str) -> str | None:
+        """None for a good bearer token, else Auth0's 401 message."""
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            return "Missing authentication"
+        expires = self.tokens.get(value.strip())
+        if expires is None:
+            return "Invalid token"
+        if self.clock() >= expires:
+            return "Expired token received for JSON Web Token validation"
+        return None
+
+    def revoke_tokens(self) -> None:
+        """Forget every issued token (a rotated signing key): the next call gets a 401."""
+        self.tokens.clear()
+
+    # -- request log ----------------------------------------------------------------
+
+    def record(self, method: str, path: str, raw_path: str, query: str, body: Any) -> None:
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "raw_path": raw_path,
+            "query": query,
+        }
+        if isinstance(body, dict):
+            entry["json"] = redact(body)
+            entry["has_password"] = "password" in body
+        self.request_log.append(entry)
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.request_log)
+
+    def reset(self) -> None:
+        """Clear the request log (users, tokens and faults stay)."""
+        self.request_log.clear()
+
+    # -- faults ---------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        self.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if (
+                fault.times > 0
+                and path.startswith(fault.path_prefix)
+                and fault.method in (None, method)
+            ):
+                fault.times -= 1
+                return fault
+        return None

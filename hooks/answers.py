@@ -1,0 +1,82 @@
+"""The reset flow's outcomes as HTTP answers: status, JSON body, headers.
+
+The one place where the flow's results become status codes; the bodies follow
+the contract's `{"error": code, "message": sentence, ...}` for errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from resetrelay.reset.outcomes import (
+    Accepted,
+    Answer,
+    Completed,
+    Outcome,
+    PasswordRejected,
+    TicketBusy,
+    TicketClosed,
+    TicketInvalid,
+    TicketOpen,
+    UpstreamDown,
+)
+
+_INVALID_MESSAGES = {
+    "expired": "This reset link has expired. Ask for a new one.",
+    "used": "This reset link has already been used.",
+    "revoked": "This reset link is no longer valid. Use the newest link you received.",
+    "unknown": "This reset link is not valid.",
+}
+REPLAYED = {"idempotent-replayed": "true"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    answer: Answer
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Answer:
+    return Answer(status, _json({"error": code, "message": message, **extra}))
+
+
+ACCEPTED = Answer(202, _json({"status": "accepted"}))
+
+
+def render(outcome: Outcome) -> Rendered:
+    match outcome:
+        case Accepted(replayed=replayed):
+            # Byte-identical for every address: the body says nothing of the account.
+            return Rendered(ACCEPTED, REPLAYED if replayed else {})
+        case TicketOpen(expires_at=expires_at, email=email, locale=locale):
+            body = {
+                "valid": True,
+                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+                "email": email,
+                "locale": locale,
+            }
+            return Rendered(Answer(200, _json(body)))
+        case TicketClosed(reason=reason):
+            return Rendered(Answer(200, _json({"valid": False, "reason": reason})))
+        case Completed():
+            return Rendered(Answer(200, _json({"status": "completed"})))
+        case TicketInvalid(reason=reason):
+            return Rendered(_error(410, "ticket_invalid", _INVALID_MESSAGES[reason], reason=reason))
+        case TicketBusy():
+            message = "This reset is already being completed. Try again in a moment."
+            return Rendered(_error(409, "ticket_busy", message))
+        case PasswordRejected(message=message, rule=rule):
+            return Rendered(_error(422, "password_rejected", message, rule=rule))
+        case UpstreamDown(retry_after=retry_after):
+            message = "The account service is unavailable; the link still works. Try again shortly."
+            return Rendered(
+                _error(503, "upstream_unavailable", message),
+                {"retry-after": str(max(1, round(retry_after)))},
+            )
+    raise TypeError(f"no answer for {outcome!r}")  # every Outcome is matched above

@@ -1,0 +1,264 @@
+"""`password_reset.requested`: from the website's event to a queued mail.
+
+At the door (`submit`) only what must happen before the answer: the event's
+id and its job are made durable, then every address gets the same 202.
+Whether the account exists is found out by the job (`handle`), after the
+answer, so neither the body, the status, the headers nor the timing of the
+answer can tell. The job counts the request against its rate limits, looks
+the user up at Auth0, and issues a ticket whose mail goes to the outbox.
+
+Group commit (`Intake`): a request may be answered only once its event id
+and its job are durable. Committing each on its own costs a transaction per
+request; here concurrent requests hand their rows to one committer and wait
+for the commit that carries them. Nothing waits on purpose: while one batch
+commits, the next one gathers, so a lone request commits at once and a burst
+commits in a few large transactions. Duplicate ids (inside a batch or already
+stored) get the same answer back, and cause nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from identity.client import Auth0Client
+from identity.errors import IdentityError
+from resetrelay import courier
+from resetrelay.jobs.kinds import Kind, Registry
+from resetrelay.jobs.run import JobRun
+from resetrelay.keys import derive, keyed_digest
+from resetrelay.logs import mask_email
+from resetrelay.metrics import Metrics
+from resetrelay.reset.outcomes import Accepted
+from resetrelay.reset.tickets import TicketCodec
+from resetrelay.reset.upstream import retry_for
+from resetrelay.settings import Settings
+from storage import intake, ratelimits, tickets
+from storage.database import Database
+
+log = logging.getLogger("resetrelay.requests")
+
+SOURCE = "website"
+# Which mail announces a ticket of each purpose.
+TEMPLATE_FOR_PURPOSE = {"reset": "reset", "breached": "breached", "blocked": "blocked"}
+
+
+@dataclass(frozen=True)
+class Requested:
+    email: str
+    locale: str | None = None
+    client_ip: str | None = None
+    over_limit: bool | None = None  # set once the request was counted
+
+
+REQUESTED = Kind("reset.requested", Requested, max_attempts=20)
+
+
+async def issue(
+    conn: AsyncConnection,
+    settings: Settings,
+    codec: TicketCodec,
+    *,
+    user_id: str,
+    email: str,
+    connection: str,
+    locale: str,
+    purpose: str,
+    now: datetime,
+) -> str:
+    """Store a new ticket (voiding the user's older ones) and queue its mail, in the
+    caller's transaction; returns the ticket id. The ticket value itself is neither
+    stored nor returned: the courier derives the link when it sends."""
+    ticket = codec.new()
+    await tickets.insert(
+        conn,
+        ticket_id=ticket.id,
+        lookup_hash=ticket.lookup_hash,
+        user_id=user_id,
+        email=email,
+        connection=connection,
+        locale=locale,
+        purpose=purpose,
+        now=now,
+        ttl=timedelta(seconds=settings.ticket_ttl_seconds),
+    )
+    await courier.queue(
+        conn,
+        template=TEMPLATE_FOR_PURPOSE[purpose],
+        recipient=email,
+        locale=locale,
+        context={},
+        ticket_id=ticket.id,
+        message_id=courier.new_message_id(settings.mail_from),
+        now=now,
+    )
+    return ticket.id
+
+
+@dataclass
+class Requests:
+    settings: Settings
+    db: Database
+    codec: TicketCodec
+    auth0: Auth0Client
+    metrics: Metrics
+    now: Callable[[], datetime]
+    wake_worker: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        self._rate_key = derive(self.settings.secret_key.reveal(), "rate-limits")
+        self._intake = Intake(self.db, self.now, source=SOURCE, job_kind=REQUESTED)
+
+    def register(self, registry: Registry) -> None:
+        registry.add(REQUESTED, self.handle)
+
+    # -- at the door --------------------------------------------------------------
+
+    async def submit(
+        self, event_id: str, email: str, locale: str | None, client_ip: str | None
+    ) -> Accepted:
+        """Persist the event and its job; the same answer for a new or a seen id."""
+        fresh = await self._intake.submit(
+            event_id, REQUESTED.encode(Requested(email, locale, client_ip))
+        )
+        if fresh:
+            self.wake_worker()
+        return Accepted(replayed=not fresh)
+
+    # -- the job, after the answer ------------------------------------------------
+
+    async def _over_limit(self, run: JobRun, request: Requested) -> bool:
+        """Count this request against the address and the IP, once per job even if it
+        is retried; the counters key on an HMAC, so the table holds no addresses."""
+        if request.over_limit is not None:
+            return request.over_limit
+        now = self.now()
+        s = self.settings
+        async with self.db.begin() as conn:
+            key = "email:" + keyed_digest(self._rate_key, request.email)
+            over = (
+                await ratelimits.hit(
+                    conn, key, now=now, window_seconds=s.rate_limit_per_email.window_seconds
+                )
+                > s.rate_limit_per_email.count
+            )
+            if over:
+                self.metrics.rate_limited.labels("email").inc()
+            if request.client_ip:
+                key = "ip:" + keyed_digest(self._rate_key, request.client_ip)
+                ip_over = (
+                    await ratelimits.hit(
+                        conn, key, now=now, window_seconds=s.rate_limit_per_ip.window_seconds
+                    )
+                    > s.rate_limit_per_ip.count
+                )
+                if ip_over:
+                    self.metrics.rate_limited.labels("ip").inc()
+                over = over or ip_over
+            await run.save(conn, REQUESTED.encode(replace(request, over_limit=over)))
+            if over:
+                await run.complete(conn)
+        return over
+
+    async def handle(self, run: JobRun, request: Requested) -> None:
+        email = request.email
+        if await self._over_limit(run, request):
+            log.info("reset request over rate limit", extra={"fields": {"user": mask_email(email)}})
+            return
+        try:
+            user = await self.auth0.find_database_user(email)
+        except IdentityError as exc:
+            raise retry_for(exc) from exc
+        if user is None:
+            # Unknown or social-only: nothing to send. (Auth0 resets social users at
+            # their provider.) The website's answer was the same 202 either way.
+            log.info("no database user for reset", extra={"fields": {"user": mask_email(email)}})
+            return
+        locale = request.locale or user.locale or self.settings.default_locale
+        async with self.db.begin() as conn:
+            await issue(
+                conn,
+                self.settings,
+                self.codec,
+                user_id=user.user_id,
+                email=user.email or email,
+                connection=user.connection or self.settings.auth0_connection,
+                locale=locale,
+                purpose="reset",
+                now=self.now(),
+            )
+            await run.complete(conn)
+        self.metrics.tickets.labels("issued").inc()
+        self.metrics.mails.labels("queued").inc()
+
+
+@dataclass(frozen=True)
+class Pending:
+    event_id: str
+    payload: dict[str, Any]
+
+
+class Intake:
+    """Group commit of `requested` events (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        now: Callable[[], datetime],
+        *,
+        source: str,
+        job_kind: Kind[Any],
+        max_batch: int = 500,
+    ) -> None:
+        self._db = db
+        self._now = now
+        self._batch = intake.Batch(source, job_kind.name, job_kind.max_attempts)
+        self._max_batch = max_batch
+        self._queue: list[tuple[Pending, asyncio.Future[bool]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def submit(self, event_id: str, payload: dict[str, Any]) -> bool:
+        """Persist the event and its job; True when the id is new (a job was queued).
+        Raises what the commit raised (e.g. StorageUnavailable)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.append((Pending(event_id, payload), future))
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_all())
+        # A caller that goes away (client disconnect) cancels only its own wait;
+        # the commit carries on for everyone in the batch.
+        return await asyncio.shield(future)
+
+    async def _commit_all(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                results = await self._commit([item for item, _ in batch])
+            except Exception as exc:  # handed to every waiter, which answers 503
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _commit(self, items: list[Pending]) -> list[bool]:
+        first: dict[str, Pending] = {}
+        for item in items:
+            first.setdefault(item.event_id, item)
+        new_ids = await intake.record(
+            self._db,
+            self._batch,
+            [(i.event_id, i.payload) for i in first.values()],
+            now=self._now(),
+        )
+        # Stored before, or a twin inside this batch: not fresh, nothing queued.
+        return [first[item.event_id] is item and item.event_id in new_ids for item in items]
