@@ -20,7 +20,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²" (a latin-1 header byte),
+        # which int() refuses, and a hostile header must be a 400, never a 5xx.
+        if not (declared.isascii() and declared.isdigit()):
             raise HookError(400, "invalid_payload", "Content-Length is not a number.")
         if int(declared) > limit:
             raise too_large(limit)

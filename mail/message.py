@@ -10,11 +10,11 @@ Two builders, one result. When every address is plain ASCII (nearly always),
 the message is made with the `email.mime` classes: their headers are strings,
 RFC 2047-encoded by `email.header.Header` and `email.utils.formataddr` where
 they carry other text. Parsing every header into objects and refolding them
-when the message is flattened, as `email.message.EmailMessage` does, costs
-about 0.6 ms a mail, a third of the outbox's whole cost per mail
-(bench/outbox.py). A message with an internationalised address (RFC 6531)
-needs that machinery, so it gets an `EmailMessage` under `email.policy.SMTP`,
-which aiosmtplib sends with SMTPUTF8 where the relay offers it.
+when the message is flattened, as `email.message.EmailMessage` does, was a
+third of the outbox's whole cost per mail (bench/outbox.py). A message with
+an internationalised address (RFC 6531) needs that machinery, so it gets an
+`EmailMessage` under `email.policy.SMTP`, which aiosmtplib sends with
+SMTPUTF8 where the relay offers it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,16 @@ PostgreSQL: psycopg 3, async, a small pool with pre-ping.
 Driver failures that mean "the database is not answering" become
 `StorageUnavailable` here, so callers answer 503 instead of leaking a
 SQLAlchemy exception.
+
+One way to run a transaction per need:
+
+    begin()        async SQLAlchemy Core, read-write   most work (a few statements)
+    read()         async SQLAlchemy Core, read-only    lookups; never takes SQLite's write lock
+    run(work)      synchronous Core, read-write        batch paths of many short transactions
+    run_read(work) synchronous Core, read-only         (the worker's claims, the courier):
+                                                       one thread hop per transaction on SQLite
+    driver()       PostgreSQL's psycopg connection     the request hot path only
+                   (SQLite: `writer.run_driver`)       (storage.intake), no SQLAlchemy on the way
 """
 
 from __future__ import annotations
@@ -110,6 +120,31 @@ class Database:
                 return await conn.run_sync(work)
         with _unavailable():
             return await self.writer.run_sync(work, readonly=readonly)
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL: a pooled connection's own psycopg connection, in one transaction
+        (committed when the block ends, rolled back when it raises). For the one hot
+        path that spells its SQL for the driver (storage.intake); SQLite's equivalent
+        is `writer.run_driver`, which runs in the writer thread."""
+        if self.dialect == "sqlite":
+            raise TypeError("SQLite's driver path is writer.run_driver")
+        try:
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                try:
+                    yield driver
+                except BaseException:
+                    await driver.rollback()
+                    raise
+                await driver.commit()
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy"):
+                raise StorageUnavailable(type(exc).__name__) from exc
+            raise
 
     async def ping(self) -> bool:
         try:

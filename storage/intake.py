@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,27 +36,6 @@ class Batch:
 def _sqlite_time(value: datetime) -> str:
     # SQLAlchemy's SQLite DateTime storage format (naive UTC, always microseconds).
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-@asynccontextmanager
-async def _driver(db: Database) -> AsyncIterator[Any]:
-    """PostgreSQL: a pooled connection's psycopg object, in a transaction."""
-    try:
-        async with db.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            try:
-                yield driver
-            except BaseException:
-                await driver.rollback()
-                raise
-            await driver.commit()
-    except StorageUnavailable:
-        raise
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy"):
-            raise StorageUnavailable(type(exc).__name__) from exc
-        raise
 
 
 def dedupe_key(source: str, event_id: str) -> str:
@@ -99,11 +77,11 @@ async def record(
             return conn.execute(statement, params).fetchall()
 
         try:
-            rows = await db.writer.run(work)
+            rows = await db.writer.run_driver(work)
         except (sqlite3.Error, DBAPIError) as exc:
             raise StorageUnavailable(type(exc).__name__) from exc
     else:
-        async with _driver(db) as driver:
+        async with db.driver() as driver:
             cursor = driver.cursor()
             await cursor.execute(statement, params)
             rows = await cursor.fetchall()

@@ -2,12 +2,13 @@
 
 aiosqlite moves every call (BEGIN, each statement's cursor, execute, fetch and
 close, COMMIT, the pool's reset) to its thread and back, and each round trip
-wakes the event loop: about four hops per statement, 70 µs each on these
-machines. A transaction handed to this thread costs one hop however many
-statements it runs. It holds one connection behind a synchronous SQLAlchemy
-engine, so the same Core statements serve both this path and PostgreSQL's
+wakes the event loop: about four hops per statement. A transaction handed to
+this thread costs one hop however many statements it runs. It holds one
+connection behind a synchronous SQLAlchemy engine, so the same Core
+statements serve both this path and PostgreSQL's
 `AsyncConnection.run_sync` (`storage.database.Database.run`); the request
-hot path (`storage.intake`) uses the raw sqlite3 connection of the same engine.
+hot path (`storage.intake`) uses the raw sqlite3 connection of the same engine
+(`run_driver`).
 
 Everything this thread writes is serialised here; writers on other
 connections (the aiosqlite pool, other processes) share the file under WAL and
@@ -96,7 +97,7 @@ class SqliteWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, work, readonly)
 
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run_driver(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on the raw sqlite3 connection, inside one immediate transaction
         (the request hot path, storage.intake: no SQLAlchemy on the way)."""
         loop = asyncio.get_running_loop()

@@ -1,0 +1,95 @@
+"""identity.users.Auth0User.from_json: the Management API's user JSON, read defensively."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from identity.users import Auth0User
+
+OURS = "Username-Password-Authentication"
+
+
+def user(**fields: Any) -> dict[str, Any]:
+    return {"user_id": "auth0|jane", "email": "jane@example.com", **fields}
+
+
+def db(connection: Any = OURS, **extra: Any) -> dict[str, Any]:
+    return {"provider": "auth0", "connection": connection, "isSocial": False, **extra}
+
+
+def test_a_database_user_in_our_connection() -> None:
+    found = Auth0User.from_json(
+        user(
+            email_verified=True, identities=[{"provider": "google-oauth2", "isSocial": True}, db()]
+        ),
+        OURS,
+    )
+    assert found == Auth0User(
+        user_id="auth0|jane",
+        email="jane@example.com",
+        email_verified=True,
+        connection=OURS,
+        is_database_user=True,
+        locale=None,
+        last_password_reset=None,
+    )
+
+
+def test_a_database_identity_elsewhere_is_reported_but_not_ours() -> None:
+    found = Auth0User.from_json(user(identities=[db("Staff-Database")]), OURS)
+    assert (found.connection, found.is_database_user) == ("Staff-Database", False)
+    both = Auth0User.from_json(user(identities=[db("Staff-Database"), db()]), OURS)
+    assert (both.connection, both.is_database_user) == (OURS, True)
+
+
+@pytest.mark.parametrize(
+    "identities",
+    [None, [], "nonsense", [{"provider": "auth0", "isSocial": True, "connection": OURS}],
+     [{"provider": "github", "connection": "github"}], [db(connection=42)]],
+)  # fmt: skip
+def test_no_usable_database_identity(identities: Any) -> None:
+    found = Auth0User.from_json(user(identities=identities), OURS)
+    assert found.connection is None
+    assert not found.is_database_user
+
+
+@pytest.mark.parametrize("verified", ["true", 1, None])
+def test_only_a_real_true_is_verified(verified: Any) -> None:
+    assert not Auth0User.from_json(user(email_verified=verified), OURS).email_verified
+
+
+def test_missing_fields_become_empty() -> None:
+    found = Auth0User.from_json({"user_id": None}, OURS)
+    assert (found.user_id, found.email, found.locale) == ("", "", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "locale"),
+    [
+        ({"locale": "fr", "user_metadata": {"language": "de", "locale": " pt-BR "}}, "pt-BR"),
+        ({"locale": "fr", "user_metadata": {"language": "de"}}, "de"),
+        ({"locale": "fr", "user_metadata": "not a dict"}, "fr"),
+        ({"locale": "fr", "user_metadata": {"locale": "  ", "language": 7}}, "fr"),
+        ({"locale": "x" * 36}, None),
+    ],
+)
+def test_locale_prefers_metadata(data: dict[str, Any], locale: str | None) -> None:
+    assert Auth0User.from_json(user(**data), OURS).locale == locale
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("2024-03-01T10:20:30.123Z", datetime(2024, 3, 1, 10, 20, 30, 123000, tzinfo=UTC)),
+        ("2024-03-01T10:20:30", datetime(2024, 3, 1, 10, 20, 30, tzinfo=UTC)),
+        ("2024-03-01T12:20:30+02:00", datetime(2024, 3, 1, 10, 20, 30, tzinfo=UTC)),
+        ("yesterday", None),
+        (1709288430, None),
+    ],
+)
+def test_last_password_reset(value: Any, parsed: datetime | None) -> None:
+    found = Auth0User.from_json(user(last_password_reset=value), OURS)
+    assert found.last_password_reset == parsed  # an aware value never equals a naive one

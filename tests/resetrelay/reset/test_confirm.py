@@ -1,0 +1,79 @@
+"""What a reset sets in motion, written in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from resetrelay.reset.confirm import settle_reset
+from resetrelay.reset.requests import issue
+from resetrelay.reset.tickets import TicketCodec
+from resetrelay.settings import Settings
+from storage import outbox, tickets
+from storage.database import Database
+from storage.models import Job
+from storage.sql import table
+from tests.conftest import SECRET_KEY, Clock
+
+pytestmark = pytest.mark.anyio
+_jobs = table(Job)
+
+
+async def _claimed(db: Database, settings: Settings, clock: Clock) -> tickets.TicketRow:
+    async with db.begin() as conn:
+        ticket_id = await issue(
+            conn,
+            settings,
+            TicketCodec(SECRET_KEY),
+            user_id="auth0|jane",
+            email="jane@example.com",
+            connection="Username-Password-Authentication",
+            locale="en",
+            purpose="reset",
+            now=clock(),
+        )
+        assert await tickets.claim(conn, ticket_id, now=clock(), lease=timedelta(seconds=60))
+        row = await tickets.by_id(conn, ticket_id)
+    assert row is not None
+    return row
+
+
+async def _kinds(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return sorted(r.kind for r in await conn.execute(select(_jobs.c.kind)))
+
+
+@pytest.mark.parametrize("via_link", [True, False])
+async def test_settle_reset_queues_the_follow_ups(
+    database: Database,
+    database_url: str,
+    clock: Clock,
+    settings_for: Callable[..., Settings],
+    via_link: bool,
+) -> None:
+    settings = settings_for(database_url, WEBSITE_EVENTS_URL="https://www.acme.example/events")
+    row = await _claimed(database, settings, clock)
+    async with database.begin() as conn:
+        assert await settle_reset(conn, settings, row, now=clock(), via_link=via_link)
+        assert (await tickets.by_id(conn, row.id)).state == tickets.USED  # type: ignore[union-attr]
+        counts = await outbox.counts(conn)
+    follow_ups = ["auth0.revoke_sessions", "auth0.unblock", "website.event"]
+    if via_link:
+        follow_ups.append("auth0.mark_email_verified")
+    # Two mails (reset, changed), each with its send job.
+    assert await _kinds(database) == sorted([*follow_ups, "mail.send", "mail.send"])
+    assert counts == {"queued": 2}
+
+
+async def test_settle_reset_does_nothing_for_a_ticket_no_longer_claimed(
+    database: Database, database_url: str, clock: Clock, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(database_url, REVOKE_SESSIONS="false")
+    row = await _claimed(database, settings, clock)
+    async with database.begin() as conn:
+        assert await settle_reset(conn, settings, row, now=clock(), via_link=True)
+        assert not await settle_reset(conn, settings, row, now=clock(), via_link=True)
+    assert "auth0.revoke_sessions" not in await _kinds(database)

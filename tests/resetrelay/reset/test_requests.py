@@ -1,0 +1,61 @@
+"""`requested` at the door: one durable job per event id, the same answer for all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import pytest
+from sqlalchemy import select
+
+from resetrelay.reset.outcomes import Accepted
+from resetrelay.reset.requests import REQUESTED, Requested
+from resetrelay.runtime import Runtime
+from resetrelay.settings import Settings
+from storage.database import Database
+from storage.models import Job
+from storage.sql import table
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.anyio
+_jobs = table(Job)
+
+
+@pytest.fixture
+async def runtime(
+    database: Database, database_url: str, clock: Clock, settings_for: Callable[..., Settings]
+) -> AsyncIterator[Runtime]:
+    built = Runtime.build(settings_for(database_url), db=database, now=clock)
+    yield built
+    await built.auth0.aclose()
+    await built.mailer.aclose()
+    await built.http.aclose()
+
+
+async def _queued(db: Database) -> list[Requested]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(_jobs.c.payload).where(_jobs.c.kind == REQUESTED.name))
+        return [REQUESTED.decode(row.payload) for row in rows]
+
+
+async def test_one_job_per_event_id(runtime: Runtime) -> None:
+    requests = runtime.requests
+    first = await requests.submit("msg_1", "jane@example.com", "de", "203.0.113.9")
+    again = await requests.submit("msg_1", "jane@example.com", "de", "203.0.113.9")
+    assert first == Accepted(replayed=False)
+    assert again == Accepted(replayed=True)
+    assert await _queued(runtime.db) == [Requested("jane@example.com", "de", "203.0.113.9")]
+
+
+async def test_concurrent_requests_share_commits_and_twins_queue_once(runtime: Runtime) -> None:
+    answers: list[Accepted] = []
+
+    async def send(event_id: str) -> None:
+        answers.append(await runtime.requests.submit(event_id, "a@example.com", None, None))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(send, f"msg_{i % 30}")  # ten ids arrive twice
+    assert len(answers) == 40
+    assert sum(a.replayed for a in answers) == 10
+    assert len(await _queued(runtime.db)) == 30

@@ -1,0 +1,89 @@
+"""storage.writer.SqliteWriter on a temporary SQLite file: one transaction per call,
+committed or rolled back; write transactions take the lock up front, read-only ones
+run beside a writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+
+from storage.writer import SqliteWriter
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "writer.db"
+
+
+@pytest.fixture
+def writer(path: Path) -> Iterator[SqliteWriter]:
+    writer = SqliteWriter(f"sqlite:///{path}")
+    yield writer
+    writer.close()
+
+
+def values(conn: Connection) -> list[int]:
+    return list(conn.execute(text("SELECT x FROM t ORDER BY x")).scalars())
+
+
+async def create(writer: SqliteWriter) -> None:
+    await writer.run_sync(lambda c: c.execute(text("CREATE TABLE t (x INTEGER)")))
+
+
+async def test_run_sync_commits_and_rolls_back(writer: SqliteWriter) -> None:
+    await create(writer)
+    await writer.run_sync(lambda c: c.execute(text("INSERT INTO t VALUES (1)")))
+
+    def fails(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+        raise LookupError("undo")
+
+    with pytest.raises(LookupError):
+        await writer.run_sync(fails)
+    assert await writer.run_sync(values, readonly=True) == [1]
+
+
+async def test_run_on_the_raw_connection_commits_and_rolls_back(writer: SqliteWriter) -> None:
+    await create(writer)
+    await writer.run_driver(lambda c: c.execute("INSERT INTO t VALUES (3)"))
+
+    def fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (4)")
+        raise LookupError("undo")
+
+    with pytest.raises(LookupError):
+        await writer.run_driver(fails)
+    assert await writer.run_sync(values, readonly=True) == [3]
+
+
+async def test_the_file_is_in_wal_mode(writer: SqliteWriter) -> None:
+    mode = await writer.run_sync(lambda c: c.exec_driver_sql("PRAGMA journal_mode").scalar())
+    assert mode == "wal"
+
+
+async def test_reads_pass_a_held_write_lock_and_writes_wait_for_it(
+    writer: SqliteWriter, path: Path
+) -> None:
+    await create(writer)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other.execute("INSERT INTO t VALUES (9)")
+    try:
+        assert await writer.run_sync(values, readonly=True) == []  # WAL reader, no wait
+        write = asyncio.ensure_future(
+            writer.run_sync(lambda c: c.execute(text("INSERT INTO t VALUES (1)")))
+        )
+        await asyncio.sleep(0.3)
+        assert not write.done()  # BEGIN IMMEDIATE waits (the readonly flag did not stick)
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await write
+    assert await writer.run_sync(values, readonly=True) == [1, 9]
