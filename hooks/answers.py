@@ -47,13 +47,16 @@ def _error(status: int, code: str, message: str, **extra: Any) -> Answer:
 
 
 ACCEPTED = Answer(202, _json({"status": "accepted"}))
+# Made once: `requested` is the hot path, and its answer never varies.
+_ACCEPTED = Rendered(ACCEPTED)
+_ACCEPTED_AGAIN = Rendered(ACCEPTED, REPLAYED)
 
 
 def render(outcome: Outcome) -> Rendered:
     match outcome:
         case Accepted(replayed=replayed):
             # Byte-identical for every address: the body says nothing of the account.
-            return Rendered(ACCEPTED, REPLAYED if replayed else {})
+            return _ACCEPTED_AGAIN if replayed else _ACCEPTED
         case TicketOpen(expires_at=expires_at, email=email, locale=locale):
             body = {
                 "valid": True,

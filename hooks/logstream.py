@@ -19,6 +19,13 @@ class LogItem:
     type: str
     data: dict[str, Any]
 
+    def text(self, name: str) -> str | None:
+        """The entry's field `name` if it is text a database can hold, else None: NUL
+        or a lone surrogate would fail the INSERT (a 5xx) or a job on every attempt.
+        Asked only for the few fields that are kept, not for every field of a batch."""
+        value = self.data.get(name)
+        return value if isinstance(value, str) and storable(value) else None
+
 
 @dataclass
 class Parsed:
@@ -38,10 +45,7 @@ def _item(value: Any) -> LogItem | None:
         return None
     if not (storable(log_id) and storable(kind)):
         return None  # would make the INSERT fail: a 5xx, and Auth0 retrying the batch
-    # Text no database can hold is dropped here, field by field, so nothing past the
-    # door has to ask (a job would fail on every attempt).
-    kept = {k: v for k, v in data.items() if not isinstance(v, str) or storable(v)}
-    return LogItem(log_id, kind, kept)
+    return LogItem(log_id, kind, data)
 
 
 def _candidates(document: Any) -> Iterator[Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -60,18 +60,21 @@ class Kind(Generic[P]):
     backoff_initial: float = 2.0
     backoff_max: float = 3600.0
     batch_limit: int | None = None  # set: runs in batches, in a lane of this size
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
+
+    def __post_init__(self) -> None:
+        # The field names once: `encode` runs on the request path of `requested`.
+        names = tuple(f.name for f in dataclasses.fields(self.payload))  # type: ignore[arg-type]
+        object.__setattr__(self, "_names", names)
 
     def encode(self, payload: P) -> dict[str, Any]:
         return {
-            f.name: value
-            for f in dataclasses.fields(payload)  # type: ignore[arg-type]
-            if (value := getattr(payload, f.name)) is not None
+            name: value for name in self._names if (value := getattr(payload, name)) is not None
         }
 
     def decode(self, raw: Mapping[str, Any]) -> P:
         # Keys this version does not know (written by an older one) are ignored.
-        names = {f.name for f in dataclasses.fields(self.payload)}  # type: ignore[arg-type]
-        return self.payload(**{k: v for k, v in raw.items() if k in names})
+        return self.payload(**{k: v for k, v in raw.items() if k in self._names})
 
     def of(self, run: JobRun) -> P:
         """The payload of a run of this kind."""

@@ -13,10 +13,10 @@ late `scp` cannot void a ticket issued after the change it reports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final, Protocol
 
 from identity.client import Auth0Client, Auth0User
 from identity.errors import IdentityError, UserNotFound
@@ -57,10 +57,22 @@ LOG_EVENT = Kind("auth0.log_event", LogEvent, max_attempts=20)
 _KEEP: Final = tuple(f.name for f in fields(LogEvent) if f.name not in ("log_id", "type"))
 
 
-def _usable(value: Any) -> bool:
-    """A kept field must be text the job can use (Auth0's are all strings). The door
-    (hooks.logstream) has already refused text no database could hold."""
-    return isinstance(value, str) and len(value) <= MAX_FIELD
+class LogEntry(Protocol):
+    """One parsed log-stream entry, as the door hands it over (hooks.logstream.LogItem)."""
+
+    @property
+    def log_id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    def text(self, name: str) -> str | None: ...
+
+
+def _kept(item: LogEntry) -> dict[str, str]:
+    """The fields a job keeps: text the database can hold (`item.text`, asked at the
+    door) and short enough to be an Auth0 id, address or date."""
+    return {k: v for k in _KEEP if (v := item.text(k)) is not None and len(v) <= MAX_FIELD}
 
 
 def event_time(event: LogEvent, fallback: datetime) -> datetime:
@@ -89,9 +101,9 @@ class Auth0Events:
     def register(self, registry: Registry) -> None:
         registry.add(LOG_EVENT, self.handle)
 
-    async def store(self, items: list[Any]) -> dict[str, int]:
+    async def store(self, items: Sequence[LogEntry]) -> dict[str, int]:
         """Store the actionable items durably (one transaction) and count the rest."""
-        actionable: dict[str, Any] = {}
+        actionable: dict[str, LogEntry] = {}
         ignored = 0
         for item in items:
             self.metrics.log_events.labels(
@@ -112,11 +124,7 @@ class Auth0Events:
                     now=now,
                 )
                 payloads = [
-                    LogEvent(
-                        log_id=log_id,
-                        type=item.type,
-                        **{k: item.data[k] for k in _KEEP if _usable(item.data.get(k))},
-                    )
+                    LogEvent(log_id=log_id, type=item.type, **_kept(item))
                     for log_id, item in actionable.items()
                     if log_id in new_ids
                 ]
