@@ -126,6 +126,9 @@ def run_outbox(count: int) -> float:
                 "MAIL_FROM": "Bench <no-reply@bench.example>",
                 "SMTP_URL": f"smtp://127.0.0.1:{port}",
                 "AUTH0_DOMAIN": "auth0.emulator.local",
+                "AUTH0_CLIENT_ID": "bench-client",
+                "AUTH0_CLIENT_SECRET": "bench-secret",
+                "BRAND_NAME": "Bench",
                 "TICKET_TTL_SECONDS": "86400",
             }
             settings = Settings.from_env(env)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,11 +88,20 @@ def banner(ports: DemoPorts, users: list[dict[str, str]], env: Mapping[str, str]
         f"    export WEBHOOK_SECRET='{env['WEBHOOK_SECRET']}'",
         '    echo \'{"type":"password_reset.requested","data":{"email":"jane@example.com"}}\''
         " > body.json",
-        f"    resetrelay sign body.json | curl -sS http://{HOST}:{ports.service}/hooks/website"
+        f"    {_command()} sign body.json | curl -sS http://{HOST}:{ports.service}/hooks/website"
         " -H 'content-type: application/json' -H @- --data-binary @body.json",
         "",
     ]
     return "\n".join(lines)
+
+
+def _command() -> str:
+    """How this shell reached `resetrelay` (`.venv/bin/resetrelay` under `make run`), so
+    the printed example runs as written even when the venv is not on PATH."""
+    invoked = sys.argv[0]
+    if Path(invoked).name == "resetrelay":
+        return shlex.quote(invoked)
+    return f"{shlex.quote(sys.executable)} -m resetrelay"
 
 
 class PortInUse(Exception):

@@ -1,4 +1,4 @@
-"""Verifying the JWTs that our Auth0 Action sends (SPEC §4 `/hooks/auth0/actions`).
+"""Verifying the JWTs that our Auth0 Action sends (docs/routes.md, `/hooks/auth0/actions`).
 
 python-jose checks the signature, `aud` and `iss`, with the algorithm pinned to
 HS256: a token that says `none`, or RS256 signed with anything, is refused

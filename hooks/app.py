@@ -27,6 +27,7 @@ from hooks.errors import HookError, json_response
 from hooks.middleware import RequestIdMiddleware
 from hooks.preview import preview_mail
 from hooks.website import website
+from resetrelay.readiness import run_inline_worker
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from storage.database import StorageError
@@ -78,7 +79,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             if settings.inline_worker:
-                tg.start_soon(rt.worker.run, stop)
+                tg.start_soon(run_inline_worker, rt.worker, rt.readiness, stop)
             try:
                 yield
             finally:

@@ -1,4 +1,4 @@
-"""`POST /hooks/auth0`: Auth0's custom-webhook log stream (SPEC §4).
+"""`POST /hooks/auth0`: Auth0's custom-webhook log stream (docs/routes.md).
 
 Auth0 signs nothing here: it sends the Authorization value configured on the
 stream, exactly as typed. Actionable events are stored (deduped by `log_id`,

@@ -1,4 +1,4 @@
-"""The OpenAPI document for the routes of SPEC §4 (tests keep it equal to the router)."""
+"""The OpenAPI document for the routes in docs/routes.md (tests keep it equal to the router)."""
 
 from __future__ import annotations
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hooks.errors import HookError, unauthorized
 from hooks.openapi import document
 
 if TYPE_CHECKING:
@@ -20,17 +23,41 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    if await runtime.db.ping():
+    problems = await runtime.readiness.problems()
+    if not problems:
         return JSONResponse({"status": "ready"})
+    code = "storage_unavailable" if "not answering" in problems[0] else "not_ready"
     return JSONResponse(
-        {"error": "storage_unavailable", "message": "The database is not answering."},
+        {"error": code, "message": "; ".join(problems).capitalize() + ".", "problems": problems},
         status_code=503,
         headers={"retry-after": "5"},
     )
 
 
+def _loopback(request: Request) -> bool:
+    # The direct peer (uvicorn runs without proxy headers): a platform's router never
+    # is loopback, so without a token only the machine itself can read the counters.
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.metrics_token.reveal()
+    if token:
+        # Constant time: the comparison's duration says nothing of how close a guess was.
+        presented = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(presented, f"Bearer {token}".encode()):
+            raise unauthorized("The metrics need Authorization: Bearer <METRICS_TOKEN>.")
+    elif not _loopback(request):
+        # Counters move when a reset mail goes out, so they must not be public: they
+        # would tell anyone whether an address has an account.
+        raise HookError(
+            403, "forbidden", "Metrics answer loopback clients only unless METRICS_TOKEN is set."
+        )
     # Counters are still worth serving when the database is down; gauges keep their value.
     await runtime.housekeeping.refresh_gauges()
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

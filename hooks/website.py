@@ -1,4 +1,4 @@
-"""`POST /hooks/website`: the website's signed events (SPEC §4).
+"""`POST /hooks/website`: the website's signed events (docs/routes.md).
 
 Order of checks: cheap rejects (media type, size) before reading, the
 signature over the raw bytes before parsing anything, dedupe before acting.
@@ -18,6 +18,7 @@ from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_signature
 from resetrelay.reset.outcomes import Outcome
 from resetrelay.webhooks import InvalidSignature, verify
+from storage.database import StorageError
 
 if TYPE_CHECKING:
     from resetrelay.runtime import Runtime
@@ -56,7 +57,11 @@ async def website(request: Request) -> Response:
     except HookError as exc:
         metrics.requests.labels("unknown", exc.code).inc()
         raise
-    rendered = await _answer(runtime, event_id, event_type, data)
+    try:
+        rendered = await _answer(runtime, event_id, event_type, data)
+    except StorageError:
+        metrics.requests.labels(event_type, "503").inc()  # answered in hooks.app
+        raise
     replayed = REPLAYED.items() <= rendered.headers.items()
     metrics.requests.labels(
         event_type, "replayed" if replayed else str(rendered.answer.status)

@@ -1,4 +1,4 @@
-"""The Auth0 Management API, as resetrelay uses it (see shared/AUTH0.md).
+"""The Auth0 Management API, as resetrelay uses it (docs/auth0.md says how to set it up).
 
 One `Auth0Client` per process. Its token lives in `identity.token`, its
 retries in `identity.retrying`, and every failure leaves it as one of

@@ -13,7 +13,7 @@ Library errors (aiosmtplib, OSError, Jinja2) are mapped onto this tree at one
 boundary each (`mail.smtp`, `mail.render`) and re-raised `from` the original,
 so callers never import the layer below. A failed login or a missing STARTTLS
 is transient on purpose: it says nothing about the message, and a reset mail
-must survive until an operator fixes the relay (SPEC §5, "nothing is lost").
+must survive until an operator fixes the relay ("nothing is lost", docs/routes.md).
 
 Every `reason` is safe to log: it never holds a password, and e-mail addresses
 the server echoes back are masked.

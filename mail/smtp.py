@@ -1,6 +1,6 @@
 """Delivery over SMTP through a small pool of reused connections (aiosmtplib).
 
-`SMTP_URL` (SPEC §3) names the relay and how to talk to it:
+`SMTP_URL` (docs/settings.md) names the relay and how to talk to it:
 
     smtp://user:pass@host:587        STARTTLS when the server offers it (port 25 if omitted)
     smtp+starttls://user:pass@host   STARTTLS required, plaintext refused (port 587)

@@ -1,29 +1,80 @@
-"""The `resetrelay` console script (SPEC §2)."""
+"""The `resetrelay` console script: the service's processes and its operators' tools.
+
+Every command reads only the settings it uses and reports every problem at
+once (exit 2). A failure it expects (a database, relay or file that cannot be
+reached) is one line on stderr (exit 1); `--debug` shows the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
 
-from resetrelay import logs
-from resetrelay.settings import Settings, SettingsError
+from resetrelay import __version__, logs
+from resetrelay.settings import MAIL, PREVIEW, WEB, WORKER, Settings, SettingsError
+
+log = logging.getLogger("resetrelay.cli")
 
 
-def _settings(*, demo: bool = False) -> Settings:
+class CommandFailed(Exception):
+    """An expected failure, said in one line (no traceback unless --debug)."""
+
+
+def _settings(*roles: str, demo: bool = False) -> Settings:
     try:
-        return Settings.from_env(os.environ, demo=demo)
+        return Settings.from_env(os.environ, roles=roles, demo=demo)
     except SettingsError as exc:
-        print(f"resetrelay: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"resetrelay: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _inline_worker() -> bool:
+    return os.environ.get("INLINE_WORKER", "true").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def _started(process: str, settings: Settings) -> None:
+    log.info(
+        "resetrelay started",
+        extra={
+            "fields": {
+                "process": process,
+                "version": __version__,
+                "database": logs.mask_url(settings.database_url),
+            }
+        },
+    )
+
+
+async def _schema_current(settings: Settings) -> None:
+    """Refuse to work on a database whose schema is not at the newest migration."""
+    from storage.database import Database, StorageError
+    from storage.migrate import schema_state
+
+    db = Database(settings.database_url)
+    try:
+        state = await schema_state(db)
+    except StorageError as exc:
+        raise CommandFailed(f"the database does not answer ({exc})") from exc
+    finally:
+        await db.dispose()
+    if not state.current:
+        raise CommandFailed(state.describe())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -31,8 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from hooks.app import create_app
 
-    settings = _settings()
-    logs.configure()
+    inline = _inline_worker()
+    settings = _settings(WEB, *((WORKER,) if inline else ()))
+    logs.configure(settings.log_level)
+    _started("web+worker" if inline else "web", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -49,8 +102,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from resetrelay.runtime import Runtime
 
-    settings = _settings()
-    logs.configure()
+    settings = _settings(WORKER)
+    logs.configure(settings.log_level)
+    anyio.run(_schema_current, settings)
+    _started("worker", settings)
 
     async def main() -> None:
         runtime = Runtime.build(settings)
@@ -75,12 +130,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from storage.database import StorageError
     from storage.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except StorageError as exc:
+        raise CommandFailed(
+            f"cannot migrate {logs.mask_url(settings.database_url)}: the database does not "
+            f"answer ({exc})"
+        ) from exc
     print("resetrelay: schema is up to date")
     return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from resetrelay.reference import config_report
+
+    text, complete = config_report(os.environ)
+    print(text)
+    return 0 if complete else 2
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
@@ -103,13 +173,26 @@ def cmd_sign(args: argparse.Namespace) -> int:
         return 2
     body_text = text.removeprefix("whsec_")
     key = base64.b64decode(body_text + "=" * (-len(body_text) % 4))
-    body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CommandFailed(f"cannot read {args.file}: {exc.strerror}") from exc
     headers = sign(
         key, args.id or f"msg_{uuid.uuid4().hex}", args.timestamp or int(time.time()), body
     )
     for name, value in headers.items():
         print(f"-H '{name}: {value}'" if args.curl else f"{name}: {value}")
     return 0
+
+
+def _devkit_missing(exc: ImportError) -> int:
+    # The development kit's own dependencies are an extra (pip install 'resetrelay[demo]').
+    print(
+        f"resetrelay: this command needs the development kit ({exc.name} is not installed);"
+        " install it with: pip install 'resetrelay[demo]'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def cmd_emulate_auth0(args: argparse.Namespace) -> int:
@@ -123,11 +206,15 @@ def cmd_emulate_auth0(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test_mail(args: argparse.Namespace) -> int:
+    from mail.errors import MailError
     from resetrelay.testmail import send_test_mail
 
-    settings = _settings()
-    logs.configure()
-    anyio.run(send_test_mail, settings, args.to, args.template, args.locale)
+    settings = _settings(MAIL)
+    logs.configure(settings.log_level)
+    try:
+        anyio.run(send_test_mail, settings, args.to, args.template, args.locale)
+    except MailError as exc:
+        raise CommandFailed(f"the mail was not sent: {exc}") from exc
     print(f"resetrelay: sent a {args.template!r} test mail")
     return 0
 
@@ -136,20 +223,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from mail.preview import write_previews
     from resetrelay.runtime import renderer_for
 
-    settings = _settings(demo=True)
+    settings = _settings(PREVIEW)
     write_previews(renderer_for(settings), Path(args.folder), args.locale or ["en"])
     print(f"resetrelay: previews written to {args.folder}")
     return 0
-
-
-def _devkit_missing(exc: ImportError) -> int:
-    # The development kit's own dependencies are an extra (pip install 'resetrelay[demo]').
-    print(
-        f"resetrelay: this command needs the development kit ({exc.name} is not installed);"
-        " install it with: pip install 'resetrelay[demo]'",
-        file=sys.stderr,
-    )
-    return 2
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -175,57 +252,145 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=summary, description=description)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="resetrelay", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP service").set_defaults(func=cmd_serve)
-    sub.add_parser("worker", help="run the job/outbox worker").set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
-    s = sub.add_parser("secret", help="print a fresh whsec_ webhook secret")
-    s.add_argument("--key", action="store_true", help="print a fresh SECRET_KEY instead")
-    s.set_defaults(func=cmd_secret)
-    s = sub.add_parser("sign", help="print Standard Webhooks headers for a body")
-    s.add_argument("file", nargs="?", default="-", help="body file, or - for stdin")
-    s.add_argument("--secret", help="whsec_ secret (default: first of WEBHOOK_SECRET)")
-    s.add_argument("--id", help="webhook-id (default: random)")
-    s.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
-    s.add_argument("--curl", action="store_true", help="print as curl -H arguments")
-    s.set_defaults(func=cmd_sign)
-    s = sub.add_parser(
-        "demo",
-        help="the whole product locally: service, Auth0 emulator, mail inbox and a demo website",
+    p = argparse.ArgumentParser(
+        prog="resetrelay",
+        description="Password reset on your own website for users who live in Auth0. "
+        "Settings come from the environment: `resetrelay config` lists them.",
     )
-    s.add_argument("--port", type=int, default=8000, help="resetrelay (default 8000)")
-    s.add_argument("--auth0-port", type=int, default=8001)
-    s.add_argument("--inbox-port", type=int, default=8025)
-    s.add_argument("--smtp-port", type=int, default=1025)
-    s.add_argument("--website-port", type=int, default=8080)
-    s.set_defaults(func=cmd_demo)
-    s = sub.add_parser("emulate-auth0", help="run the local Auth0 emulator (not Auth0)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8001)
-    s.add_argument("--users", help="users JSON file (default: demo users)")
+    p.add_argument("--version", action="version", version=f"resetrelay {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback when a command fails")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _command(
+        sub,
+        "serve",
+        cmd_serve,
+        "run the HTTP service",
+        "Run the HTTP service on HOST:PORT. With INLINE_WORKER=true (the default) the "
+        "job worker runs in the same process; set it false when `resetrelay worker` "
+        "processes run beside it. Stops cleanly on SIGTERM.",
+    )
+    _command(
+        sub,
+        "worker",
+        cmd_worker,
+        "run the job and mail worker",
+        "Run the job worker alone: Auth0 lookups, mail, follow-ups. Any number may run "
+        "against one PostgreSQL. Refuses to start on a database that is not migrated.",
+    )
+    _command(
+        sub,
+        "migrate",
+        cmd_migrate,
+        "create or upgrade the database schema",
+        "Create or upgrade the schema of DATABASE_URL to the newest migration; "
+        "running it again changes nothing (a Procfile `release:` phase).",
+    )
+    _command(
+        sub,
+        "config",
+        cmd_config,
+        "list every setting, its value here and what is missing",
+        "List every setting: its default or that it is required, and its value in "
+        "this environment (secrets masked). Exits 2 when a deployment's web and "
+        "worker processes would be missing something.",
+    )
+    s = _command(
+        sub,
+        "secret",
+        cmd_secret,
+        "print a fresh webhook secret",
+        "Print a fresh Standard Webhooks secret (whsec_...) for WEBHOOK_SECRET.",
+    )
+    s.add_argument("--key", action="store_true", help="print a fresh SECRET_KEY instead")
+    s = _command(
+        sub,
+        "sign",
+        cmd_sign,
+        "print Standard Webhooks headers for a body",
+        "Print the webhook-id, webhook-timestamp and webhook-signature headers for a "
+        "body, one per line (for curl -H @-).",
+    )
+    s.add_argument("file", nargs="?", default="-", help="the body's file, or - for stdin")
+    s.add_argument("--secret", help="whsec_ secret (default: the first of WEBHOOK_SECRET)")
+    s.add_argument("--id", help="the webhook-id (default: a random one)")
+    s.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
+    s.add_argument("--curl", action="store_true", help="print them as curl -H arguments")
+    s = _command(
+        sub,
+        "demo",
+        cmd_demo,
+        "the whole product locally, with no accounts",
+        "Run the service, a local Auth0 emulator, a mail inbox and a demo website, all "
+        "on 127.0.0.1 (needs the [demo] extra, which `make run` installs).",
+    )
+    s.add_argument("--port", type=int, default=8000, help="resetrelay's port (8000)")
+    s.add_argument("--auth0-port", type=int, default=8001, help="the emulator's port (8001)")
+    s.add_argument("--inbox-port", type=int, default=8025, help="the web inbox's port (8025)")
+    s.add_argument("--smtp-port", type=int, default=1025, help="the mail catcher's port (1025)")
+    s.add_argument("--website-port", type=int, default=8080, help="the demo website's (8080)")
+    s = _command(
+        sub,
+        "emulate-auth0",
+        cmd_emulate_auth0,
+        "run the local Auth0 emulator (not Auth0)",
+        "Run the local stand-in for Auth0's Management API, for development and tests.",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    s.add_argument("--port", type=int, default=8001, help="listen port (8001)")
+    s.add_argument("--users", help="a users JSON file (default: the demo users)")
     s.add_argument(
         "--rate-limit",
         type=float,
         default=None,
         help="Management API requests per second (e.g. 2 for the Free plan)",
     )
-    s.set_defaults(func=cmd_emulate_auth0)
-    s = sub.add_parser("send-test-mail", help="render and send one branded mail")
-    s.add_argument("--to", required=True)
-    s.add_argument(
-        "--template", default="reset", choices=["reset", "changed", "breached", "blocked"]
+    s = _command(
+        sub,
+        "send-test-mail",
+        cmd_send_test_mail,
+        "render and send one branded mail now",
+        "Render one mail with sample data and send it through SMTP_URL, to check the "
+        "relay and the brand.",
     )
-    s.add_argument("--locale", default=None)
-    s.set_defaults(func=cmd_send_test_mail)
-    s = sub.add_parser("preview", help="write every mail as .eml and .html")
-    s.add_argument("folder")
-    s.add_argument("--locale", action="append", help="locale(s) to render (default: en)")
-    s.set_defaults(func=cmd_preview)
+    s.add_argument("--to", required=True, help="the recipient")
+    s.add_argument(
+        "--template",
+        default="reset",
+        choices=["reset", "changed", "breached", "blocked"],
+        help="which mail (reset)",
+    )
+    s.add_argument("--locale", default=None, help="its language (DEFAULT_LOCALE)")
+    s = _command(
+        sub,
+        "preview",
+        cmd_preview,
+        "write every mail as .eml and .html files",
+        "Render every mail with sample data into FOLDER (needs BRAND_NAME).",
+    )
+    s.add_argument("folder", help="where to write the files")
+    s.add_argument("--locale", action="append", help="a language to render (repeatable; en)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CommandFailed as exc:
+        if args.debug:
+            raise
+        print(f"resetrelay: {exc}", file=sys.stderr)
+        return 1

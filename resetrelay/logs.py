@@ -16,6 +16,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -26,6 +27,15 @@ def mask_email(address: str) -> str:
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
+
+
+def mask_url(url: str) -> str:
+    """A URL without its password: `postgresql://u:***@host/db`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class JsonFormatter(logging.Formatter):

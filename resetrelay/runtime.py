@@ -24,6 +24,7 @@ from resetrelay.housekeeping import Housekeeping
 from resetrelay.jobs.kinds import Registry
 from resetrelay.jobs.worker import Doorbell, Worker
 from resetrelay.metrics import CountingTransport, Metrics
+from resetrelay.readiness import Readiness
 from resetrelay.reset.auth0_events import Auth0Events
 from resetrelay.reset.confirm import Confirms
 from resetrelay.reset.outcomes import Replays
@@ -68,6 +69,7 @@ class Runtime:
     courier: Courier
     housekeeping: Housekeeping
     worker: Worker
+    readiness: Readiness
     now: Callable[[], datetime]
 
     @classmethod
@@ -137,6 +139,7 @@ class Runtime:
             courier=courier,
             housekeeping=housekeeping,
             worker=worker,
+            readiness=Readiness(db, inline_worker=settings.inline_worker),
             now=now,
         )
 

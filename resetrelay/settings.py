@@ -1,25 +1,51 @@
-"""Configuration from the environment, validated once at start-up (SPEC §3).
+"""Configuration from the environment, validated once at start-up.
 
-Every variable the contract names is read here and nowhere else. A missing or
-malformed value raises `SettingsError` with one line that names the variable;
-the CLI prints that line and exits with status 2. Secret values are wrapped in
-`Secret`, whose `repr` and `str` hide them, so a settings object can be logged.
+`VARIABLES` is the one list of every setting: name, default, meaning, an
+example, whether it is a secret, and which roles need it set. The reference in
+docs/settings.md and `resetrelay config` are made from it (a test fails when
+the docs drift). Every variable is read here and nowhere else.
+
+A command asks only for what it uses: `migrate` needs nothing set, a web
+process what a request uses, a worker what a job uses (`needs`). Every problem
+is found in one pass: `SettingsError.problems` holds one line per problem,
+each naming its variable; the CLI prints them all and exits with status 2.
+Secret values are wrapped in `Secret`, whose `repr` and `str` hide them, so a
+settings object can be logged.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-__all__ = ["RateLimit", "Secret", "Settings", "SettingsError"]
+__all__ = [
+    "MAIL",
+    "PREVIEW",
+    "VARIABLES",
+    "WEB",
+    "WORKER",
+    "RateLimit",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "Variable",
+    "needs",
+]
+
+T = TypeVar("T")
 
 
 class SettingsError(Exception):
-    """A configuration value is missing or malformed; the message names the variable."""
+    """Configuration values are missing or malformed: one line per problem, each
+    naming its variable."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class Secret:
@@ -114,6 +140,206 @@ def _float(name: str, text: str, *, minimum: float = 0.0) -> float:
     return value
 
 
+def _colour(name: str, text: str) -> str:
+    # The colour lands inside inline CSS of every mail: accept only a plain hex colour.
+    if not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", text):
+        raise SettingsError(f"{name} must be a hex colour such as #2f5bea")
+    return text
+
+
+# Roles: which processes need a variable set. `serve` with the inline worker
+# plays web and worker; `send-test-mail` plays mail, `preview` only needs a brand.
+WEB, WORKER, MAIL, PREVIEW = "web", "worker", "mail", "preview"
+_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    meaning: str
+    default: str = ""  # as it would be written in the environment; "" for none
+    roles: frozenset[str] = frozenset()  # who needs it set
+    secret: bool = False
+    example: str = ""
+
+
+def _v(name: str, meaning: str, *roles: str, **kw: Any) -> Variable:
+    return Variable(name, meaning, roles=frozenset(roles), **kw)
+
+
+VARIABLES: Final[tuple[Variable, ...]] = (
+    _v(
+        "DATABASE_URL",
+        "SQLite or PostgreSQL; `postgres://` (Heroku's scheme) is accepted.",
+        default="sqlite:///./resetrelay.db",
+        example="postgres://user:pass@host:5432/resetrelay",
+    ),
+    _v(
+        "WEBHOOK_SECRET",
+        "Standard Webhooks secrets (`whsec_…`), space-separated, newest first: any one "
+        "verifies an event; the first signs outbound events. `resetrelay secret` makes one.",
+        WEB,
+        secret=True,
+        example="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ),
+    _v(
+        "SECRET_KEY",
+        "Server key, at least 32 bytes of random text (`resetrelay secret --key`). Tickets "
+        "and rate-limit keys derive from it; rotating it voids open tickets.",
+        WEB,
+        WORKER,
+        secret=True,
+        example="(48 random characters)",
+    ),
+    _v(
+        "RESET_URL",
+        "The reset page on your website, with `{ticket}` where the ticket goes. Links are "
+        "built from this only, never from a request's Host header.",
+        WORKER,
+        example="https://www.example.com/account/reset?ticket={ticket}",
+    ),
+    _v(
+        "MAIL_FROM",
+        "The sender of every mail.",
+        WEB,
+        WORKER,
+        MAIL,
+        example="Acme <no-reply@acme.example>",
+    ),
+    _v(
+        "BRAND_NAME",
+        'Your product\'s name as every mail says it ("Reset your Acme password").',
+        WORKER,
+        MAIL,
+        PREVIEW,
+        example="Acme",
+    ),
+    _v(
+        "SMTP_URL",
+        "The relay: `smtp://user:pass@host:587` (STARTTLS when offered), "
+        "`smtp+starttls://…` (STARTTLS required) or `smtps://…:465` (implicit TLS).",
+        WORKER,
+        MAIL,
+        secret=True,
+        example="smtp://apikey:secret@smtp.example.com:587",
+    ),
+    _v("AUTH0_DOMAIN", "Your Auth0 tenant's domain.", WEB, WORKER, example="acme.eu.auth0.com"),
+    _v(
+        "AUTH0_CLIENT_ID",
+        "The machine-to-machine application that calls the Management API "
+        "(docs/auth0.md lists its scopes).",
+        WEB,
+        WORKER,
+        example="(from the Auth0 dashboard)",
+    ),
+    _v(
+        "AUTH0_CLIENT_SECRET",
+        "That application's client secret.",
+        WEB,
+        WORKER,
+        secret=True,
+        example="(from the Auth0 dashboard)",
+    ),
+    _v(
+        "AUTH0_CONNECTION",
+        "The database connection whose passwords are reset.",
+        default="Username-Password-Authentication",
+    ),
+    _v(
+        "AUTH0_BASE_URL",
+        "Override of the Management API's origin (a custom domain, the local emulator).",
+        default="https://{AUTH0_DOMAIN}",
+    ),
+    _v(
+        "AUTH0_LOG_STREAM_TOKEN",
+        "The Authorization value set on the Auth0 log stream; unset, `/hooks/auth0` is 404.",
+        secret=True,
+    ),
+    _v(
+        "AUTH0_ACTION_SECRET",
+        "The HS256 key the Auth0 Action signs with; unset, `/hooks/auth0/actions` is 404.",
+        secret=True,
+    ),
+    _v(
+        "PORT",
+        "Listen port. A platform that sets it also makes HOST default to 0.0.0.0.",
+        default="8000",
+    ),
+    _v("HOST", "Listen address.", default="127.0.0.1 (0.0.0.0 when PORT is set)"),
+    _v("WEBHOOK_TOLERANCE_SECONDS", "Accepted clock skew of `webhook-timestamp`.", default="300"),
+    _v("TICKET_TTL_SECONDS", "Lifetime of a reset link, at least 60.", default="3600"),
+    _v(
+        "BRAND_LOGO_URL",
+        "An http(s) URL of the logo in every mail.",
+        example="https://acme.example/logo.png",
+    ),
+    _v("BRAND_COLOR", "The mails' accent colour, as #rgb or #rrggbb.", default="#2f5bea"),
+    _v("SUPPORT_EMAIL", "Where replies go; the mails name it for help."),
+    _v("MAIL_TEMPLATES_DIR", "A folder whose templates override the built-in ones, file by file."),
+    _v(
+        "DEFAULT_LOCALE",
+        "A mail's language when neither the request nor the user names one.",
+        default="en",
+    ),
+    _v(
+        "RATE_LIMIT_PER_EMAIL",
+        "Reset requests per address (`N/second|minute|hour|day`); over it the answer is "
+        "still 202 and no mail goes out.",
+        default="3/hour",
+    ),
+    _v(
+        "RATE_LIMIT_PER_IP", "Reset requests per end-user IP (`data.client_ip`).", default="20/hour"
+    ),
+    _v(
+        "MAIL_RETRY_INITIAL_SECONDS",
+        "First retry delay of a failed send; exponential with jitter after it.",
+        default="10",
+    ),
+    _v(
+        "REVOKE_SESSIONS",
+        "After a reset, end the user's sessions and refresh tokens.",
+        default="true",
+    ),
+    _v(
+        "MARK_EMAIL_VERIFIED",
+        "After a reset through a mailed link, set `email_verified`.",
+        default="true",
+    ),
+    _v(
+        "WEBSITE_EVENTS_URL",
+        "Where resetrelay posts its own signed events; unset, none are sent.",
+        example="https://www.example.com/hooks/resetrelay",
+    ),
+    _v(
+        "INLINE_WORKER",
+        "Run the job worker inside `serve`; set false when `worker` processes run beside it.",
+        default="true",
+    ),
+    _v(
+        "AUTO_MIGRATE",
+        "Create or upgrade the schema when `serve` starts.",
+        default="true for SQLite, else false",
+    ),
+    _v(
+        "METRICS_TOKEN",
+        "When set, `/metrics` wants `Authorization: Bearer <token>`; when unset, it answers "
+        "loopback clients only.",
+        secret=True,
+    ),
+    _v("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.", default="INFO"),
+    _v(
+        "DEV_MODE",
+        "Development pages (mail previews); `resetrelay demo` sets it. Never in production.",
+        default="false",
+    ),
+)
+
+
+def needs(*roles: str) -> frozenset[str]:
+    """The names that must be set for a process playing `roles`."""
+    return frozenset(v.name for v in VARIABLES if v.roles & set(roles))
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -133,7 +359,7 @@ class Settings:
     port: int = 8000
     webhook_tolerance_seconds: int = 300
     ticket_ttl_seconds: int = 3600
-    brand_name: str = "Your account"
+    brand_name: str = ""
     brand_logo_url: str = ""
     brand_color: str = "#2f5bea"
     support_email: str = ""
@@ -147,6 +373,8 @@ class Settings:
     website_events_url: str = ""
     inline_worker: bool = True
     auto_migrate: bool = True
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    log_level: str = "INFO"
     dev_mode: bool = False
 
     @property
@@ -154,50 +382,87 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, demo: bool = False) -> Settings:
-        """Read and validate every variable; `demo` relaxes what `resetrelay demo` provides."""
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        roles: Iterable[str] = (WEB, WORKER),
+        demo: bool = False,
+    ) -> Settings:
+        """Read and validate every variable; raise one SettingsError with every problem.
+
+        `roles` says what the process will do; a variable without a default is
+        required only when one of them needs it. Outbound events are signed, so a
+        worker needs WEBHOOK_SECRET when WEBSITE_EVENTS_URL is set. `demo` is for
+        `resetrelay demo`, which provides the Auth0, SMTP and key settings itself."""
+        roles = set(roles)
+        required = set(needs(*roles))
+        if WORKER in roles and env.get("WEBSITE_EVENTS_URL", "").strip():
+            required.add("WEBHOOK_SECRET")
+        if demo:
+            required -= {"SECRET_KEY", "SMTP_URL", "AUTH0_DOMAIN", "AUTH0_CLIENT_ID"}
+            required -= {"AUTH0_CLIENT_SECRET"}
+        problems: list[str] = []
 
         def get(name: str, default: str = "") -> str:
-            return env.get(name, default).strip()
+            value = env.get(name, "").strip()
+            if not value and name in required:
+                problems.append(f"{name} is required but not set")
+            return value or default
 
-        def required(name: str, *, unless_demo: bool = False) -> str:
-            value = get(name)
-            if not value and not (demo and unless_demo):
-                raise SettingsError(f"{name} is required but not set")
-            return value
+        def parse(name: str, text: str, parser: Callable[[str, str], T], fallback: T) -> T:
+            try:
+                return parser(name, text)
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+                return fallback
 
-        database_url = normalise_database_url(get("DATABASE_URL", "sqlite:///./resetrelay.db"))
-        secrets_text = required("WEBHOOK_SECRET")
-        webhook_secrets = tuple(
-            _webhook_secret("WEBHOOK_SECRET", part) for part in secrets_text.split()
+        def whole(name: str, text: str, minimum: int) -> int:
+            fallback = int(text) if text.isdigit() else minimum
+            return parse(name, text, lambda n, t: _int(n, t, minimum=minimum), fallback)
+
+        def flag(name: str, default: str) -> bool:
+            return parse(name, get(name, default), _bool, default == "true")
+
+        database_url = parse(
+            "DATABASE_URL",
+            get("DATABASE_URL", "sqlite:///./resetrelay.db"),
+            lambda _name, text: normalise_database_url(text),
+            "sqlite+aiosqlite:///./resetrelay.db",
         )
-        secret_key = required("SECRET_KEY", unless_demo=True)
+        webhook_secrets = tuple(
+            parse("WEBHOOK_SECRET", part, _webhook_secret, b"")
+            for part in get("WEBHOOK_SECRET").split()
+        )
+        secret_key = get("SECRET_KEY")
         if secret_key and len(secret_key.encode()) < 32:
-            raise SettingsError("SECRET_KEY must be at least 32 bytes of random text")
-        reset_url = required("RESET_URL")
+            problems.append("SECRET_KEY must be at least 32 bytes of random text")
+        reset_url = get("RESET_URL")
         parts = urlsplit(reset_url)
-        if parts.scheme not in ("https", "http") or not parts.netloc or "{ticket}" not in reset_url:
-            raise SettingsError("RESET_URL must be an http(s) URL containing {ticket}")
-        auth0_domain = required("AUTH0_DOMAIN", unless_demo=True)
+        if reset_url and (
+            parts.scheme not in ("https", "http") or not parts.netloc or "{ticket}" not in reset_url
+        ):
+            problems.append("RESET_URL must be an http(s) URL containing {ticket}")
+        auth0_domain = get("AUTH0_DOMAIN")
         auth0_base_url = get("AUTH0_BASE_URL") or (
             f"https://{auth0_domain}" if auth0_domain else ""
         )
         if auth0_base_url and urlsplit(auth0_base_url).scheme not in ("https", "http"):
-            raise SettingsError("AUTH0_BASE_URL must be an http(s) URL")
-        smtp_url = required("SMTP_URL", unless_demo=True)
+            problems.append("AUTH0_BASE_URL must be an http(s) URL")
+        smtp_url = get("SMTP_URL")
         if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
-            raise SettingsError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
-        mail_from = required("MAIL_FROM")
-
+            problems.append("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+        log_level = get("LOG_LEVEL", "INFO").upper()
+        if log_level not in _LEVELS:
+            problems.append(f"LOG_LEVEL must be one of {', '.join(_LEVELS)}")
         port_text = get("PORT")
         host = get("HOST") or ("0.0.0.0" if port_text else "127.0.0.1")  # noqa: S104 - platform-assigned PORT means behind a router
-        is_sqlite = database_url.startswith("sqlite")
-        return cls(
+        settings = cls(
             database_url=database_url,
             webhook_secrets=webhook_secrets,
             secret_key=Secret(secret_key),
             reset_url=reset_url,
-            mail_from=mail_from,
+            mail_from=get("MAIL_FROM"),
             smtp_url=Secret(smtp_url),
             auth0_domain=auth0_domain,
             auth0_base_url=auth0_base_url.rstrip("/"),
@@ -207,41 +472,46 @@ class Settings:
             auth0_log_stream_token=Secret(get("AUTH0_LOG_STREAM_TOKEN")),
             auth0_action_secret=Secret(get("AUTH0_ACTION_SECRET")),
             host=host,
-            port=_int("PORT", port_text or "8000", minimum=0),
-            webhook_tolerance_seconds=_int(
-                "WEBHOOK_TOLERANCE_SECONDS", get("WEBHOOK_TOLERANCE_SECONDS", "300"), minimum=1
+            port=whole("PORT", port_text or "8000", 0),
+            webhook_tolerance_seconds=whole(
+                "WEBHOOK_TOLERANCE_SECONDS", get("WEBHOOK_TOLERANCE_SECONDS", "300"), 1
             ),
-            ticket_ttl_seconds=_int(
-                "TICKET_TTL_SECONDS", get("TICKET_TTL_SECONDS", "3600"), minimum=60
-            ),
-            brand_name=get("BRAND_NAME") or "Your account",
+            ticket_ttl_seconds=whole("TICKET_TTL_SECONDS", get("TICKET_TTL_SECONDS", "3600"), 60),
+            brand_name=get("BRAND_NAME"),
             brand_logo_url=get("BRAND_LOGO_URL"),
-            brand_color=_colour(get("BRAND_COLOR") or "#2f5bea"),
+            brand_color=parse("BRAND_COLOR", get("BRAND_COLOR", "#2f5bea"), _colour, "#2f5bea"),
             support_email=get("SUPPORT_EMAIL"),
             mail_templates_dir=get("MAIL_TEMPLATES_DIR"),
-            default_locale=get("DEFAULT_LOCALE") or "en",
-            rate_limit_per_email=RateLimit.parse(
-                "RATE_LIMIT_PER_EMAIL", get("RATE_LIMIT_PER_EMAIL") or "3/hour"
+            default_locale=get("DEFAULT_LOCALE", "en"),
+            rate_limit_per_email=parse(
+                "RATE_LIMIT_PER_EMAIL",
+                get("RATE_LIMIT_PER_EMAIL", "3/hour"),
+                RateLimit.parse,
+                RateLimit(3, 3600),
             ),
-            rate_limit_per_ip=RateLimit.parse(
-                "RATE_LIMIT_PER_IP", get("RATE_LIMIT_PER_IP") or "20/hour"
+            rate_limit_per_ip=parse(
+                "RATE_LIMIT_PER_IP",
+                get("RATE_LIMIT_PER_IP", "20/hour"),
+                RateLimit.parse,
+                RateLimit(20, 3600),
             ),
-            mail_retry_initial_seconds=_float(
-                "MAIL_RETRY_INITIAL_SECONDS", get("MAIL_RETRY_INITIAL_SECONDS", "10"), minimum=0.0
+            mail_retry_initial_seconds=parse(
+                "MAIL_RETRY_INITIAL_SECONDS",
+                get("MAIL_RETRY_INITIAL_SECONDS", "10"),
+                lambda n, t: _float(n, t, minimum=0.0),
+                10.0,
             ),
-            revoke_sessions=_bool("REVOKE_SESSIONS", get("REVOKE_SESSIONS", "true")),
-            mark_email_verified=_bool("MARK_EMAIL_VERIFIED", get("MARK_EMAIL_VERIFIED", "true")),
+            revoke_sessions=flag("REVOKE_SESSIONS", "true"),
+            mark_email_verified=flag("MARK_EMAIL_VERIFIED", "true"),
             website_events_url=get("WEBSITE_EVENTS_URL"),
-            inline_worker=_bool("INLINE_WORKER", get("INLINE_WORKER", "true")),
-            auto_migrate=_bool(
-                "AUTO_MIGRATE", get("AUTO_MIGRATE", "true" if is_sqlite else "false")
+            inline_worker=flag("INLINE_WORKER", "true"),
+            auto_migrate=flag(
+                "AUTO_MIGRATE", "true" if database_url.startswith("sqlite") else "false"
             ),
-            dev_mode=_bool("DEV_MODE", get("DEV_MODE", "false")),
+            metrics_token=Secret(get("METRICS_TOKEN")),
+            log_level=log_level if log_level in _LEVELS else "INFO",
+            dev_mode=flag("DEV_MODE", "false"),
         )
-
-
-def _colour(text: str) -> str:
-    # The colour lands inside inline CSS of every mail: accept only a plain hex colour.
-    if not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", text):
-        raise SettingsError("BRAND_COLOR must be a hex colour such as #2f5bea")
-    return text
+        if problems:
+            raise SettingsError(problems)
+        return settings

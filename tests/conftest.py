@@ -122,6 +122,7 @@ def make_env(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": SECRET_KEY,
         "RESET_URL": "https://www.example.com/account/reset?ticket={ticket}",
         "MAIL_FROM": "Acme <no-reply@acme.example>",
+        "BRAND_NAME": "Acme",
         "SMTP_URL": "smtp://127.0.0.1:1025",
         "AUTH0_DOMAIN": "acme.eu.auth0.com",
         "AUTH0_CLIENT_ID": "emulator-client",

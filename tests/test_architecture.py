@@ -30,7 +30,7 @@ ALLOWED = {
 # The console script starts everything: the HTTP server, the demo, the emulator.
 ENTRY_POINTS = {"resetrelay.cli": {"hooks", "devkit"}}
 # hooks/ maps storage failures to 503 at one place and nowhere else.
-HOOKS_STORAGE = {("hooks.app", "storage.database")}
+HOOKS_STORAGE = {("hooks.app", "storage.database"), ("hooks.website", "storage.database")}
 
 
 def _modules() -> dict[str, Path]:

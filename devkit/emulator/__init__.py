@@ -1,7 +1,7 @@
 """A local Auth0 emulator for development, the demo and tests. It is NOT Auth0.
 
 It answers the calls resetrelay makes with the shapes and messages Auth0
-documents (shared/AUTH0.md) so the service can be run and tested without a
+documents (docs/auth0.md) so the service can be run and tested without a
 tenant: client-credentials tokens (`/oauth/token`, which also takes the
 password grant so the demo website can sign in), users-by-email, user GET and
 PATCH under a configurable password policy, user blocks, session and

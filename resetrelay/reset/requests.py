@@ -58,6 +58,8 @@ class Requested:
 
 
 REQUESTED = Kind("reset.requested", Requested, max_attempts=20)
+# Made once: the answer never varies, and this is the request path.
+_ACCEPTED, _ACCEPTED_AGAIN = Accepted(replayed=False), Accepted(replayed=True)
 
 
 async def issue(
@@ -129,7 +131,8 @@ class Requests:
         )
         if fresh:
             self.wake_worker()
-        return Accepted(replayed=not fresh)
+            return _ACCEPTED
+        return _ACCEPTED_AGAIN
 
     # -- the job, after the answer ------------------------------------------------
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import argparse
 import base64
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from resetrelay.webhooks import verify
 from tests.conftest import WEBHOOK_SECRET, make_env
@@ -103,3 +105,50 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         INLINE_WORKER="true",
     )
     assert _stops_on_sigterm(["serve"], env, b"Application startup complete") < 25
+
+
+def test_version_and_help_on_every_command() -> None:
+    from resetrelay import __version__
+    from resetrelay.cli import parser
+
+    assert run("--version").stdout.decode().strip() == f"resetrelay {__version__}"
+    group = parser()._subparsers
+    assert group is not None
+    commands = cast("dict[str, argparse.ArgumentParser]", group._group_actions[0].choices)
+    for name, sub in commands.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.dest}"
+
+
+def test_sign_with_a_missing_file_says_so_in_one_line(tmp_path: Path) -> None:
+    result = run("sign", str(tmp_path / "nope.json"))
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        f"resetrelay: cannot read {tmp_path / 'nope.json'}: No such file or directory"
+    )
+
+
+def test_migrate_against_an_unreachable_database_is_one_line() -> None:
+    port = free_port()
+    result = run("migrate", env={"DATABASE_URL": f"postgres://u:hunter2@127.0.0.1:{port}/x"})
+    assert result.returncode == 1
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "does not answer" in lines[0], lines
+    assert "hunter2" not in lines[0] and "u:***@" in lines[0]
+
+
+def test_a_worker_on_an_unmigrated_database_says_so_and_exits(tmp_path: Path) -> None:
+    result = run("worker", env=make_env(DATABASE_URL=f"sqlite:///{tmp_path}/new.db"))
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        "resetrelay: the database has no schema yet: run `resetrelay migrate`"
+    )
+
+
+def test_send_test_mail_to_an_unreachable_relay_is_one_line() -> None:
+    env = make_env(SMTP_URL=f"smtp://127.0.0.1:{free_port()}")
+    result = run("send-test-mail", "--to", "jane@example.com", env=env)
+    assert result.returncode == 1
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("resetrelay: the mail was not sent:"), lines

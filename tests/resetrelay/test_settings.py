@@ -2,11 +2,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from resetrelay.settings import RateLimit, Secret, Settings, SettingsError, normalise_database_url
+from resetrelay.reference import markdown
+from resetrelay.settings import (
+    MAIL,
+    PREVIEW,
+    VARIABLES,
+    WEB,
+    WORKER,
+    RateLimit,
+    Secret,
+    Settings,
+    SettingsError,
+    needs,
+    normalise_database_url,
+)
 from tests.conftest import SECRET_KEY, WEBHOOK_SECRET, make_env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_from_a_minimal_environment() -> None:
@@ -93,15 +109,84 @@ def test_secrets_hide_from_repr() -> None:
     assert str(Secret("x")) == "Secret('**********')"
 
 
-def test_cli_exits_2_with_one_line_naming_the_variable() -> None:
-    env = make_env()
-    del env["WEBHOOK_SECRET"]
-    result = subprocess.run(
-        [sys.executable, "-m", "resetrelay", "migrate"],
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "resetrelay", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_cli_exits_2_with_one_line_naming_the_variable() -> None:
+    env = make_env()
+    del env["WEBHOOK_SECRET"]
+    result = _cli("serve", env=env)
     assert result.returncode == 2
     assert result.stderr.strip() == "resetrelay: WEBHOOK_SECRET is required but not set"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    env = make_env(PORT="http", BRAND_COLOR="red")
+    for name in ("AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "BRAND_NAME"):
+        del env[name]
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert sorted(info.value.problems) == [
+        "AUTH0_CLIENT_ID is required but not set",
+        "AUTH0_CLIENT_SECRET is required but not set",
+        "BRAND_COLOR must be a hex colour such as #2f5bea",
+        "BRAND_NAME is required but not set",
+        "PORT must be a whole number, not 'http'",
+    ]
+
+
+def test_each_role_needs_only_what_it_uses() -> None:
+    assert needs() == frozenset()
+    assert needs(PREVIEW) == {"BRAND_NAME"}
+    assert needs(MAIL) == {"BRAND_NAME", "MAIL_FROM", "SMTP_URL"}
+    web = needs(WEB)
+    assert "SMTP_URL" not in web and "BRAND_NAME" not in web and "RESET_URL" not in web
+    assert {"AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "WEBHOOK_SECRET"} <= web
+    # Jobs call Auth0: a worker without credentials would retry 401s forever.
+    assert {"AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "SMTP_URL", "BRAND_NAME"} <= needs(WORKER)
+    assert "WEBHOOK_SECRET" not in needs(WORKER)
+
+
+def test_a_worker_that_sends_website_events_needs_the_signing_secret() -> None:
+    env = make_env(WEBSITE_EVENTS_URL="https://www.example.com/hooks")
+    del env["WEBHOOK_SECRET"]
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET is required"):
+        Settings.from_env(env, roles=(WORKER,))
+    del env["WEBSITE_EVENTS_URL"]
+    Settings.from_env(env, roles=(WORKER,))
+
+
+def test_migrate_needs_no_setting_but_the_database(tmp_path: Path) -> None:
+    result = _cli("migrate", env={"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert _cli("preview", str(tmp_path / "p"), env={"BRAND_NAME": "Acme"}).returncode == 0
+    missing = _cli("preview", str(tmp_path / "q"), env={})
+    assert missing.stderr.strip() == "resetrelay: BRAND_NAME is required but not set"
+
+
+def test_docs_settings_is_generated_from_the_code() -> None:
+    # Regenerate with: python -m resetrelay.reference > docs/settings.md
+    assert (ROOT / "docs" / "settings.md").read_text() == markdown()
+    for variable in VARIABLES:
+        assert f"`{variable.name}`" in markdown()
+
+
+def test_config_lists_every_setting_masks_secrets_and_names_what_is_missing() -> None:
+    env = make_env(AUTH0_CLIENT_SECRET="m2m-very-secret")
+    del env["BRAND_NAME"]
+    result = _cli("config", env=env)
+    assert result.returncode == 2
+    assert "m2m-very-secret" not in result.stdout and SECRET_KEY not in result.stdout
+    assert "set (15 characters, hidden)" in result.stdout
+    for variable in VARIABLES:
+        assert variable.name in result.stdout
+    assert "  BRAND_NAME is required but not set" in result.stdout
+    env["BRAND_NAME"] = "Acme"
+    assert _cli("config", env=env).returncode == 0
