@@ -14,10 +14,10 @@ answering "ready" with a dead worker inside.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import anyio
 
-from resetrelay.jobs.worker import Worker
 from storage.database import Database, StorageError
 from storage.migrate import schema_state
 
@@ -60,8 +60,12 @@ class Readiness:
         return problems
 
 
+class Runnable(Protocol):
+    async def run(self, stop: anyio.Event, *, grace: float = ...) -> None: ...
+
+
 async def run_inline_worker(
-    worker: Worker, readiness: Readiness, stop: anyio.Event, *, grace: float = 20.0
+    worker: Runnable, readiness: Readiness, stop: anyio.Event, *, grace: float = 20.0
 ) -> None:
     """Run `worker` until `stop`; wait for a current schema first, restart it when it
     dies, backing off up to 30 s between tries."""
