@@ -73,7 +73,7 @@ _PERIODS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 @dataclass(frozen=True)
 class RateLimit:
-    """`N/period`, e.g. `3/hour`: at most N events per fixed window of that length."""
+    """`N/period`, e.g. `3/hour`: at most N events in any window of that length."""
 
     count: int
     window_seconds: int
@@ -84,6 +84,13 @@ class RateLimit:
         if match is None:
             raise SettingsError(f"{name} must look like '3/hour' (N/second|minute|hour|day)")
         return cls(int(match.group(1)), _PERIODS[match.group(2)])
+
+
+_DEFAULT_CEILING: RateLimit | None = RateLimit(600, 60)
+
+
+def _ceiling(name: str, text: str) -> RateLimit | None:
+    return None if text.strip().lower() == "off" else RateLimit.parse(name, text)
 
 
 def _webhook_secret(name: str, text: str) -> bytes:
@@ -288,7 +295,15 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="3/hour",
     ),
     _v(
-        "RATE_LIMIT_PER_IP", "Reset requests per end-user IP (`data.client_ip`).", default="20/hour"
+        "RATE_LIMIT_PER_IP",
+        "Reset requests per end-user network (`data.client_ip`: an IPv4 address, an IPv6 /64).",
+        default="20/hour",
+    ),
+    _v(
+        "REQUESTS_CEILING",
+        "Reset requests of all addresses together, across every process; over it a request "
+        "gets no lookup and no mail (it protects the Auth0 quota and the relay). `off` for none.",
+        default="600/minute",
     ),
     _v(
         "MAIL_RETRY_INITIAL_SECONDS",
@@ -367,6 +382,7 @@ class Settings:
     default_locale: str = "en"
     rate_limit_per_email: RateLimit = RateLimit(3, 3600)
     rate_limit_per_ip: RateLimit = RateLimit(20, 3600)
+    requests_ceiling: RateLimit | None = RateLimit(600, 60)
     mail_retry_initial_seconds: float = 10.0
     revoke_sessions: bool = True
     mark_email_verified: bool = True
@@ -494,6 +510,12 @@ class Settings:
                 get("RATE_LIMIT_PER_IP", "20/hour"),
                 RateLimit.parse,
                 RateLimit(20, 3600),
+            ),
+            requests_ceiling=parse(
+                "REQUESTS_CEILING",
+                get("REQUESTS_CEILING", "600/minute"),
+                _ceiling,
+                _DEFAULT_CEILING,
             ),
             mail_retry_initial_seconds=parse(
                 "MAIL_RETRY_INITIAL_SECONDS",

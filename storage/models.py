@@ -95,6 +95,31 @@ class RateCounter(SQLModel, table=True):
     count: int = Field(sa_column=Column(Integer, nullable=False))
 
 
+class RateEvent(SQLModel, table=True):
+    """One admitted event under a sliding-window limit; `key` is an HMAC of the address
+    or network, never the value. Rows older than the longest window are pruned."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_key_at", "key", "at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    key: str = Field(sa_column=Column(String(96), nullable=False))
+    at: datetime = _ts()
+
+
+class RateBudget(SQLModel, table=True):
+    """A shared rate budget (GCRA): `tat` is the theoretical arrival time of the next
+    unit; a unit may be taken while `tat - now` is within the budget's burst."""
+
+    __tablename__ = "rate_budgets"
+
+    key: str = Field(sa_column=Column(String(96), primary_key=True))
+    tat: datetime = _ts()
+
+
 class MailMessage(SQLModel, table=True):
     """The outbox: queued -> sending -> sent | dead | expired.
 

@@ -1,16 +1,76 @@
-"""Fixed-window counters shared by every process through the database."""
+"""Rate limits shared by every process through the database.
+
+    admit   a sliding window: at most `limit` events of one key in any window of
+            `window_seconds` (exact, one row per admitted event; for small limits
+            such as 3 resets per address an hour)
+    take    a GCRA budget: units at `rate` per second with a burst, one row per
+            key (for large limits: a global ceiling, the Auth0 request budget)
+    hit     fixed-window counters (kept for rows written before 0003; unused)
+
+Keys are HMACs of addresses or networks, never the values themselves.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import RateCounter
+from storage.models import RateBudget, RateCounter, RateEvent
 from storage.sql import table, upsert
 
 _counters = table(RateCounter)
+_events = table(RateEvent)
+_budgets = table(RateBudget)
+
+
+async def _lock(conn: AsyncConnection, key: str) -> None:
+    """Serialise deciders of one key until the transaction ends: under PostgreSQL's
+    READ COMMITTED two concurrent admits would each count the same rows and both
+    insert. SQLite's write transactions are BEGIN IMMEDIATE: one at a time already."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"resetrelay.ratelimits:{key}".encode()).digest()
+    lock = int.from_bytes(digest[:8], "big", signed=True)
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+
+
+async def admit(
+    conn: AsyncConnection, key: str, *, now: datetime, limit: int, window_seconds: int
+) -> bool:
+    """Record one event under `key` and return True if fewer than `limit` were admitted
+    in the `window_seconds` before `now`; else record nothing and return False. A
+    refused event does not count, so a flood does not lengthen its own lock-out."""
+    await _lock(conn, key)
+    since = now - timedelta(seconds=window_seconds)
+    seen = (
+        await conn.execute(select(func.count()).where(_events.c.key == key, _events.c.at > since))
+    ).scalar_one()
+    if seen >= limit:
+        return False
+    await conn.execute(_events.insert().values(key=key, at=now))
+    return True
+
+
+async def take(
+    conn: AsyncConnection, key: str, *, now: datetime, rate: float, burst: float
+) -> float:
+    """Take one unit of the budget `key` (GCRA: `rate` units a second, up to `burst`
+    at once). Returns 0.0 when taken, else the seconds until one would be."""
+    await _lock(conn, key)
+    interval = timedelta(seconds=1.0 / rate)
+    tolerance = timedelta(seconds=max(0.0, burst - 1.0) / rate)
+    await conn.execute(upsert(conn, _budgets).values(key=key, tat=now).on_conflict_do_nothing())
+    stored: datetime = (
+        await conn.execute(select(_budgets.c.tat).where(_budgets.c.key == key))
+    ).scalar_one()
+    tat = max(stored, now)
+    if tat - now > tolerance:
+        return (tat - now - tolerance).total_seconds()
+    await conn.execute(update(_budgets).where(_budgets.c.key == key).values(tat=tat + interval))
+    return 0.0
 
 
 def window_start(now: datetime, window_seconds: int) -> datetime:
@@ -19,7 +79,7 @@ def window_start(now: datetime, window_seconds: int) -> datetime:
 
 
 async def hit(conn: AsyncConnection, key: str, *, now: datetime, window_seconds: int) -> int:
-    """Count one event under `key` in the current window; returns the count including it."""
+    """Count one event under `key` in the current fixed window; returns the count."""
     start = window_start(now, window_seconds)
     statement = upsert(conn, _counters).values(key=key, window_start=start, count=1)
     statement = statement.on_conflict_do_update(
@@ -29,5 +89,7 @@ async def hit(conn: AsyncConnection, key: str, *, now: datetime, window_seconds:
 
 
 async def prune(conn: AsyncConnection, *, now: datetime, keep: timedelta) -> int:
-    result = await conn.execute(delete(_counters).where(_counters.c.window_start < now - keep))
-    return result.rowcount
+    """Forget events and counters older than `keep` (longer than any window)."""
+    counters = await conn.execute(delete(_counters).where(_counters.c.window_start < now - keep))
+    events = await conn.execute(delete(_events).where(_events.c.at < now - keep))
+    return counters.rowcount + events.rowcount

@@ -32,14 +32,15 @@ from identity.errors import IdentityError
 from resetrelay import courier
 from resetrelay.jobs.kinds import Kind, Registry
 from resetrelay.jobs.run import JobRun
-from resetrelay.keys import derive, keyed_digest
+from resetrelay.keys import derive
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
+from resetrelay.reset.limits import RequestLimits
 from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.tickets import TicketCodec
 from resetrelay.reset.upstream import retry_for
 from resetrelay.settings import Settings
-from storage import intake, ratelimits, tickets
+from storage import intake, tickets
 from storage.database import Database
 
 log = logging.getLogger("resetrelay.requests")
@@ -114,7 +115,8 @@ class Requests:
     wake_worker: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
-        self._rate_key = derive(self.settings.secret_key.reveal(), "rate-limits")
+        rate_key = derive(self.settings.secret_key.reveal(), "rate-limits")
+        self._limits = RequestLimits(self.settings, self.metrics, rate_key)
         self._intake = Intake(self.db, self.now, source=SOURCE, job_kind=REQUESTED)
 
     def register(self, registry: Registry) -> None:
@@ -137,33 +139,15 @@ class Requests:
     # -- the job, after the answer ------------------------------------------------
 
     async def _over_limit(self, run: JobRun, request: Requested) -> bool:
-        """Count this request against the address and the IP, once per job even if it
-        is retried; the counters key on an HMAC, so the table holds no addresses."""
+        """Count this request against its limits (reset.limits), once per job even if
+        it is retried: the verdict is saved in the job with the count."""
         if request.over_limit is not None:
             return request.over_limit
-        now = self.now()
-        s = self.settings
         async with self.db.begin() as conn:
-            key = "email:" + keyed_digest(self._rate_key, request.email)
-            over = (
-                await ratelimits.hit(
-                    conn, key, now=now, window_seconds=s.rate_limit_per_email.window_seconds
-                )
-                > s.rate_limit_per_email.count
+            refused = await self._limits.refused(
+                conn, request.email, request.client_ip, now=self.now()
             )
-            if over:
-                self.metrics.rate_limited.labels("email").inc()
-            if request.client_ip:
-                key = "ip:" + keyed_digest(self._rate_key, request.client_ip)
-                ip_over = (
-                    await ratelimits.hit(
-                        conn, key, now=now, window_seconds=s.rate_limit_per_ip.window_seconds
-                    )
-                    > s.rate_limit_per_ip.count
-                )
-                if ip_over:
-                    self.metrics.rate_limited.labels("ip").inc()
-                over = over or ip_over
+            over = refused is not None
             await run.save(conn, REQUESTED.encode(replace(request, over_limit=over)))
             if over:
                 await run.complete(conn)

@@ -1,0 +1,93 @@
+"""Rate limits on reset requests, counted in the job after the 202.
+
+    per address   RATE_LIMIT_PER_EMAIL   at most N in any window (sliding, exact)
+    per network   RATE_LIMIT_PER_IP      the same, for the end user's network
+    global        REQUESTS_CEILING       all requests of every process (GCRA): a
+                                         flood of addresses cannot spend the
+                                         Auth0 quota or the relay's reputation
+
+A refused request is answered like any other (the 202 went out before); it
+gets no lookup and no mail. Keys are HMACs under SECRET_KEY, so the tables hold
+no addresses.
+
+A network is what one attacker controls cheaply: an IPv4 address (also when
+written IPv4-mapped, `::ffff:a.b.c.d`), or an IPv6 /64 (a host gets a whole
+/64, and its 2^64 addresses must not be 2^64 buckets); a zone id (`%eth0`) is
+local to the website's host and is dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from resetrelay.keys import keyed_digest
+from resetrelay.metrics import Metrics
+from resetrelay.settings import Settings
+from storage import ratelimits
+
+Scope = Literal["email", "ip", "global"]
+
+
+def network_of(client_ip: str) -> str | None:
+    """The network `client_ip` stands for (see the module docstring); None if it is
+    not an IP address."""
+    try:
+        address = ipaddress.ip_address(client_ip.strip().partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class RequestLimits:
+    def __init__(self, settings: Settings, metrics: Metrics, key: bytes) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._key = key
+
+    async def refused(
+        self, conn: AsyncConnection, email: str, client_ip: str | None, *, now: datetime
+    ) -> Scope | None:
+        """Count one request in the caller's transaction; the limit it broke, if any."""
+        s = self._settings
+        # The global ceiling first: a refused request must not use up an address's quota.
+        ceiling = s.requests_ceiling
+        if ceiling is not None and await ratelimits.take(
+            conn,
+            "global:requested",
+            now=now,
+            rate=ceiling.count / ceiling.window_seconds,
+            burst=ceiling.count,
+        ):
+            return self._refuse("global")
+        per_email = s.rate_limit_per_email
+        if not await ratelimits.admit(
+            conn,
+            "email:" + keyed_digest(self._key, email),
+            now=now,
+            limit=per_email.count,
+            window_seconds=per_email.window_seconds,
+        ):
+            return self._refuse("email")
+        network = network_of(client_ip) if client_ip else None
+        per_ip = s.rate_limit_per_ip
+        if network is not None and not await ratelimits.admit(
+            conn,
+            "ip:" + keyed_digest(self._key, network),
+            now=now,
+            limit=per_ip.count,
+            window_seconds=per_ip.window_seconds,
+        ):
+            return self._refuse("ip")
+        return None
+
+    def _refuse(self, scope: Scope) -> Scope:
+        self._metrics.rate_limited.labels(scope).inc()
+        return scope
