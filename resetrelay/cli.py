@@ -77,7 +77,14 @@ async def _schema_current(settings: Settings) -> None:
         raise CommandFailed(state.describe())
 
 
+def _exit_on_sigterm() -> None:
+    # Until the process's own handlers are in place (uvicorn's, the worker's), a
+    # SIGTERM from the platform during start-up still ends it cleanly (status 0).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _exit_on_sigterm()
     import uvicorn
 
     from hooks.app import create_app
@@ -100,6 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    _exit_on_sigterm()
     from resetrelay.runtime import Runtime
 
     settings = _settings(WORKER)

@@ -54,6 +54,12 @@ class Metrics:
             ["endpoint", "status"],
             registry=r,
         )
+        self.auth0_budget_waits = Counter(
+            "resetrelay_auth0_budget_waits",
+            "Management API calls held back by the shared request budget",
+            ["who"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "resetrelay_rate_limit_hits", "Reset requests over a rate limit", ["scope"], registry=r
         )

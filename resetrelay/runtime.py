@@ -19,6 +19,7 @@ import httpx
 from identity.client import Auth0Client
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
+from resetrelay.budget import BudgetTransport
 from resetrelay.courier import Courier
 from resetrelay.housekeeping import Housekeeping
 from resetrelay.jobs.kinds import Registry
@@ -59,6 +60,7 @@ class Runtime:
     metrics: Metrics
     codec: TicketCodec
     auth0: Auth0Client
+    live_auth0: Auth0Client
     mailer: SmtpMailer
     renderer: MailRenderer
     http: httpx.AsyncClient
@@ -88,18 +90,34 @@ class Runtime:
         db = db or Database(settings.database_url)
         codec = TicketCodec(settings.secret_key.reveal())
         tickets = Tickets(codec, db, settings.reset_url)
-        transport = CountingTransport(
-            auth0_transport or httpx.AsyncHTTPTransport(retries=0), metrics
-        )
-        auth0 = Auth0Client(
-            base_url=settings.auth0_base_url,
-            domain=settings.auth0_domain,
-            client_id=settings.auth0_client_id,
-            client_secret=settings.auth0_client_secret.reveal(),
-            connection=settings.auth0_connection,
-            transport=transport,
-            clock=lambda: now().timestamp(),
-        )
+        counted = CountingTransport(auth0_transport or httpx.AsyncHTTPTransport(retries=0), metrics)
+
+        def auth0_client(*, live: bool) -> Auth0Client:
+            # Jobs and the live path (a confirm a person waits for) share one budget
+            # when AUTH0_RATE_LIMIT is set; jobs stop short of the live reserve.
+            transport: httpx.AsyncBaseTransport = counted
+            if settings.auth0_rate_limit is not None:
+                transport = BudgetTransport(
+                    counted,
+                    db,
+                    now,
+                    metrics,
+                    limit=settings.auth0_rate_limit,
+                    reserve_percent=settings.auth0_live_reserve,
+                    live=live,
+                )
+            return Auth0Client(
+                base_url=settings.auth0_base_url,
+                domain=settings.auth0_domain,
+                client_id=settings.auth0_client_id,
+                client_secret=settings.auth0_client_secret.reveal(),
+                connection=settings.auth0_connection,
+                transport=transport,
+                clock=lambda: now().timestamp(),
+            )
+
+        auth0 = auth0_client(live=False)
+        live_auth0 = auth0_client(live=True)
         renderer = renderer_for(settings)
         mailer = mailer or SmtpMailer(settings.smtp_url.reveal())
         http = httpx.AsyncClient(
@@ -107,7 +125,7 @@ class Runtime:
         )
         doorbell = Doorbell()
         requests = Requests(settings, db, codec, auth0, metrics, now, doorbell.ring)
-        confirms = Confirms(settings, db, tickets, auth0, metrics, now, doorbell.ring)
+        confirms = Confirms(settings, db, tickets, live_auth0, metrics, now, doorbell.ring)
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
         courier = Courier(settings, db, mailer, renderer, http, metrics, now, tickets.link)
         registry = Registry()
@@ -129,6 +147,7 @@ class Runtime:
             metrics=metrics,
             codec=codec,
             auth0=auth0,
+            live_auth0=live_auth0,
             mailer=mailer,
             renderer=renderer,
             http=http,
@@ -149,6 +168,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.auth0.aclose()
+        await self.live_auth0.aclose()
         await self.mailer.aclose()
         await self.http.aclose()
         await self.db.dispose()

@@ -306,6 +306,18 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="600/minute",
     ),
     _v(
+        "AUTH0_RATE_LIMIT",
+        "Your tenant's Management API rate limit (`N/second`); every process shares one "
+        "budget of it. Unset, calls are not held back (Auth0's 429s are still honoured).",
+        example="2/second",
+    ),
+    _v(
+        "AUTH0_LIVE_RESERVE",
+        "Percent of that budget kept for the call a person waits for (confirm): jobs "
+        "stop short of it.",
+        default="20",
+    ),
+    _v(
         "MAIL_RETRY_INITIAL_SECONDS",
         "First retry delay of a failed send; exponential with jitter after it.",
         default="10",
@@ -383,6 +395,8 @@ class Settings:
     rate_limit_per_email: RateLimit = RateLimit(3, 3600)
     rate_limit_per_ip: RateLimit = RateLimit(20, 3600)
     requests_ceiling: RateLimit | None = RateLimit(600, 60)
+    auth0_rate_limit: RateLimit | None = None
+    auth0_live_reserve: int = 20
     mail_retry_initial_seconds: float = 10.0
     revoke_sessions: bool = True
     mark_email_verified: bool = True
@@ -517,6 +531,10 @@ class Settings:
                 _ceiling,
                 _DEFAULT_CEILING,
             ),
+            auth0_rate_limit=parse(
+                "AUTH0_RATE_LIMIT", get("AUTH0_RATE_LIMIT", "off"), _ceiling, None
+            ),
+            auth0_live_reserve=whole("AUTH0_LIVE_RESERVE", get("AUTH0_LIVE_RESERVE", "20"), 0),
             mail_retry_initial_seconds=parse(
                 "MAIL_RETRY_INITIAL_SECONDS",
                 get("MAIL_RETRY_INITIAL_SECONDS", "10"),
@@ -534,6 +552,8 @@ class Settings:
             log_level=log_level if log_level in _LEVELS else "INFO",
             dev_mode=flag("DEV_MODE", "false"),
         )
+        if settings.auth0_live_reserve > 90:
+            problems.append("AUTH0_LIVE_RESERVE must be a percent from 0 to 90")
         if problems:
             raise SettingsError(problems)
         return settings
