@@ -19,7 +19,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/resetrelay demo
 
-lint: install
+lint: install requirements-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -37,6 +37,19 @@ unit: install tools
 # Lint, types, then every test: on SQLite, and on PostgreSQL too when
 # TEST_DATABASE_URL is set (.ci/run sets it).
 test: lint typecheck unit
+
+# requirements.txt: the runtime pins that Heroku's Python buildpack and the Dockerfile
+# install, compiled from pyproject.toml for .python-version, then `.` (the project).
+.PHONY: requirements requirements-check
+requirements: install
+	$(BIN)/uv pip compile pyproject.toml --quiet --universal \
+		--python-version "$$(cat .python-version)" \
+		--custom-compile-command "make requirements" --output-file requirements.txt
+	echo . >> requirements.txt
+
+# Offline: every runtime dependency of pyproject.toml is pinned, and satisfies it.
+requirements-check: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_deploy.py -k "requirements or python_version"
 
 bench: install
 	$(BIN)/python -m bench.run
