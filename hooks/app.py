@@ -112,3 +112,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     if runtime is not None:
         app.state.runtime = runtime
     return app
+
+
+def create_metrics_app(runtime: Runtime) -> Starlette:
+    """`/metrics` (and `/healthz`) alone, for a `resetrelay worker` with METRICS_PORT:
+    the worker's counters (mail, tickets, Auth0 calls, rate limits) live in its own
+    process, which serves nothing else. Same access rules as the web's `/metrics`."""
+    app = Starlette(
+        routes=[
+            Route("/metrics", ops.metrics, methods=["GET"]),
+            Route("/healthz", ops.healthz, methods=["GET"]),
+        ],
+        exception_handlers={HookError: _hook_error, HTTPException: _http_error},
+    )
+    app.state.runtime = runtime
+    return app

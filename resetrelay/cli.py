@@ -125,10 +125,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
                     stop.set()
                     return
 
+        metrics_server = None
+        if settings.metrics_port:
+            import uvicorn
+
+            from hooks.app import create_metrics_app
+
+            metrics_server = uvicorn.Server(
+                uvicorn.Config(
+                    create_metrics_app(runtime),
+                    host=settings.host,
+                    port=settings.metrics_port,
+                    log_config=None,
+                    access_log=False,
+                    server_header=False,
+                    lifespan="off",
+                )
+            )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(on_signal)
+                if metrics_server is not None:
+                    # Our signal handler stops both; uvicorn's own would stop only itself.
+                    tg.start_soon(metrics_server._serve)
                 await runtime.worker.run(stop, grace=20.0)
+                if metrics_server is not None:
+                    metrics_server.should_exit = True
                 tg.cancel_scope.cancel()
         finally:
             await runtime.aclose()

@@ -353,6 +353,12 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         "loopback clients only.",
         secret=True,
     ),
+    _v(
+        "METRICS_PORT",
+        "A `resetrelay worker` serves its own `/metrics` on this port (its counters live in "
+        "its process); unset, it serves none.",
+        example="9100",
+    ),
     _v("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.", default="INFO"),
     _v(
         "DEV_MODE",
@@ -404,6 +410,7 @@ class Settings:
     inline_worker: bool = True
     auto_migrate: bool = True
     metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    metrics_port: int = 0
     log_level: str = "INFO"
     dev_mode: bool = False
 
@@ -549,6 +556,7 @@ class Settings:
                 "AUTO_MIGRATE", "true" if database_url.startswith("sqlite") else "false"
             ),
             metrics_token=Secret(get("METRICS_TOKEN")),
+            metrics_port=whole("METRICS_PORT", get("METRICS_PORT", "0"), 0),
             log_level=log_level if log_level in _LEVELS else "INFO",
             dev_mode=flag("DEV_MODE", "false"),
         )

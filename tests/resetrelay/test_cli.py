@@ -152,3 +152,31 @@ def test_send_test_mail_to_an_unreachable_relay_is_one_line() -> None:
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("resetrelay: the mail was not sent:"), lines
+
+
+def test_a_worker_serves_its_own_metrics_on_metrics_port(tmp_path: Path) -> None:
+    import httpx
+
+    port = free_port()
+    env = make_env(DATABASE_URL=f"sqlite:///{tmp_path}/wm.db", METRICS_PORT=str(port))
+    assert run("migrate", env=env).returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resetrelay", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200
+        assert "resetrelay_mails_total" in answer.text or "# TYPE resetrelay_mails" in answer.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=25) == 0
