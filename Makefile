@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck unit bench clean tools
+.PHONY: install run test lint typecheck unit bench clean tools audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ requirements: install
 # Offline: every runtime dependency of pyproject.toml is pinned, and satisfies it.
 requirements-check: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_deploy.py -k "requirements or python_version"
+
+# Known vulnerabilities in the pinned runtime set (PyPI's advisory data, from OSV).
+# Needs pypi.org's JSON API; CI's network reaches only a package mirror, so CI
+# cannot run it: run it before you deploy.
+audit: install
+	grep -vx '\.' requirements.txt > $(VENV)/audit-requirements.txt
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+		-r $(VENV)/audit-requirements.txt
 
 bench: install
 	$(BIN)/python -m bench.run
