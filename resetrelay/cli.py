@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -93,17 +94,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(WEB, *((WORKER,) if inline else ()))
     logs.configure(settings.log_level)
     _started("web+worker" if inline else "web", settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,  # nothing here trusts client-supplied forwarding headers
-        server_header=False,
-        timeout_graceful_shutdown=20,  # Heroku sends SIGKILL 30 s after SIGTERM
-    )
+    uvicorn.run(create_app(settings), **_server_options(settings, settings.port))
     return 0
+
+
+def _server_options(settings: Settings, port: int) -> dict[str, Any]:
+    """uvicorn's settings for every server of ours."""
+    return {
+        "host": settings.host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,  # nothing here trusts client-supplied forwarding headers
+        "server_header": False,
+        "timeout_graceful_shutdown": 20,  # Heroku sends SIGKILL 30 s after SIGTERM
+    }
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -131,17 +136,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
             from hooks.app import create_metrics_app
 
-            metrics_server = uvicorn.Server(
-                uvicorn.Config(
-                    create_metrics_app(runtime),
-                    host=settings.host,
-                    port=settings.metrics_port,
-                    log_config=None,
-                    access_log=False,
-                    server_header=False,
-                    lifespan="off",
-                )
-            )
+            app = create_metrics_app(runtime)
+            options = _server_options(settings, settings.metrics_port)
+            metrics_server = uvicorn.Server(uvicorn.Config(app, lifespan="off", **options))
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(on_signal)

@@ -3,7 +3,6 @@ and that each is stored once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -11,9 +10,6 @@ import pytest
 from hooks.logstream import LogItem
 from resetrelay.reset.auth0_events import LogEvent, event_time
 from resetrelay.runtime import Runtime
-from resetrelay.settings import Settings
-from storage.database import Database
-from tests.conftest import Clock
 
 pytestmark = pytest.mark.anyio
 FALLBACK = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,17 +28,6 @@ FALLBACK = datetime(2026, 1, 1, tzinfo=UTC)
 )
 def test_event_time(date: str | None, expected: datetime) -> None:
     assert event_time(LogEvent("log1", "scp", date=date), FALLBACK) == expected
-
-
-@pytest.fixture
-async def runtime(
-    database: Database, database_url: str, clock: Clock, settings_for: Callable[..., Settings]
-) -> AsyncIterator[Runtime]:
-    built = Runtime.build(settings_for(database_url), db=database, now=clock)
-    yield built
-    await built.auth0.aclose()
-    await built.mailer.aclose()
-    await built.http.aclose()
 
 
 def _item(log_id: str, kind: str, **data: object) -> LogItem:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-
 import anyio
 import pytest
 from sqlalchemy import select
@@ -11,25 +9,12 @@ from sqlalchemy import select
 from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.requests import REQUESTED, Requested
 from resetrelay.runtime import Runtime
-from resetrelay.settings import Settings
 from storage.database import Database
 from storage.models import Job
 from storage.sql import table
-from tests.conftest import Clock
 
 pytestmark = pytest.mark.anyio
 _jobs = table(Job)
-
-
-@pytest.fixture
-async def runtime(
-    database: Database, database_url: str, clock: Clock, settings_for: Callable[..., Settings]
-) -> AsyncIterator[Runtime]:
-    built = Runtime.build(settings_for(database_url), db=database, now=clock)
-    yield built
-    await built.auth0.aclose()
-    await built.mailer.aclose()
-    await built.http.aclose()
 
 
 async def _queued(db: Database) -> list[Requested]:
