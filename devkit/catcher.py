@@ -44,7 +44,8 @@ __all__ = ["CaughtMessage", "MailCatcher"]
 # forms, and may only open links in a new tab (which leaves the sandbox).
 HTML_PART_CSP: Final = (
     "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
-    "img-src * data:; style-src 'unsafe-inline'"
+    "img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'"
 )
 PAGE_CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
@@ -200,7 +201,7 @@ class MailCatcher:
     async def _html_part(self, request: Request) -> Response:
         message = self.get(request.path_params["id"])
         if message is None or not message.html:
-            return Response("no HTML part", 404, media_type="text/plain")
+            return _text("no HTML part", 404)
         headers = {
             "Content-Security-Policy": HTML_PART_CSP,
             "X-Content-Type-Options": "nosniff",
@@ -212,9 +213,8 @@ class MailCatcher:
     async def _raw(self, request: Request) -> Response:
         message = self.get(request.path_params["id"])
         if message is None:
-            return Response("no such message", 404, media_type="text/plain")
-        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-        return Response(message.raw, media_type="text/plain; charset=utf-8", headers=headers)
+            return _text("no such message", 404)
+        return _text(message.raw)
 
     async def _api_list(self, request: Request) -> Response:
         return JSONResponse([m.as_json() for m in self.messages])
@@ -368,6 +368,16 @@ _TEMPLATES: Final = {
 _env: Final = jinja2.Environment(
     loader=jinja2.DictLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
 )
+
+
+def _text(content: str | bytes, status: int = 200) -> Response:
+    # A raw mail holds its reset link: not cached, not sniffed into HTML.
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+    return Response(content, status, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 def _page(name: str, status: int = 200, **context: Any) -> Response:

@@ -1,8 +1,9 @@
 """`POST /hooks/auth0/actions`: events from our Auth0 Action (post-change-password).
 
-Order: not configured -> 404; body read under a limit; token verified against
-the raw bytes; then the `jti` is spent and the effect applied in one
-transaction, so a replayed token does nothing.
+Order: not configured -> 404; media type; the Authorization header's shape
+(no body needed); body read under a limit; token verified against the raw
+bytes; then the `jti` is spent and the effect applied in one transaction, so a
+replayed token does nothing.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ async def actions(request: Request) -> Response:
     if not secret:
         raise not_configured()
     require_json(request)
-    body = await read_limited(request, MAX_BODY)
+    # Cheap rejects first: a request without a bearer token never gets its body read.
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized(UNAUTHORIZED)
+    body = await read_limited(request, MAX_BODY)
     try:
         claims = verify(
             token.strip(),
@@ -53,7 +55,7 @@ async def actions(request: Request) -> Response:
         raise unauthorized(UNAUTHORIZED) from None
     try:
         event = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the stack's depth
         raise invalid_payload("The body is not valid JSON.") from None
     if not isinstance(event, dict):
         raise invalid_payload("The body must be a JSON object.")

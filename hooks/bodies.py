@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import logging
+
+from starlette.requests import ClientDisconnect, Request
 
 from hooks.errors import HookError
+
+log = logging.getLogger("resetrelay.hooks.bodies")
+
+# nginx's code for "the client closed the request": nobody reads this answer, it only
+# names the outcome in the access line and the metrics.
+CLIENT_CLOSED = 499
 
 
 def too_large(limit: int) -> HookError:
@@ -17,6 +25,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     A declared Content-Length over the limit is refused before reading; a body
     that lies about its length (or is chunked) is cut off as soon as it passes
     the limit, so an attacker cannot make us hold more than `limit` bytes.
+    A client that disconnects mid-body ends the request as a quiet 499.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -28,12 +37,22 @@ async def read_limited(request: Request, limit: int) -> bytes:
             raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The sender went away mid-body: nothing to do and nobody to answer. Not a
+        # server error, so no traceback and no 500 (hooks.app would log both).
+        log.info("client disconnected", extra={"fields": {"read": size}})
+        raise client_closed() from None
     return b"".join(chunks)
+
+
+def client_closed() -> HookError:
+    return HookError(CLIENT_CLOSED, "client_closed_request", "The client closed the request.")
 
 
 def require_json(request: Request) -> None:

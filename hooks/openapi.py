@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
+from hooks import events
 from resetrelay import __version__
+
+_SUMMARY = ("received", "stored", "duplicates", "ignored", "malformed")
 
 _ERROR = {
     "type": "object",
@@ -21,6 +26,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     names = {
         400: "invalid_payload",
         401: "invalid_signature or unauthorized",
+        403: "forbidden (not a loopback client, and METRICS_TOKEN is unset)",
         404: "not configured",
         409: "ticket_busy",
         410: "ticket_invalid",
@@ -32,46 +38,142 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(_ERROR, names[code]) for code in codes}
 
 
-def _event(type_: str, data: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def _field(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic field schema as the contract states it: the same constraints, the
+    optional `T | None` spelled as a nullable type, pydantic's titles left out."""
+    schema = {k: v for k, v in schema.items() if k not in ("title", "default")}
+    variants = schema.pop("anyOf", None)
+    if variants:
+        (value,) = [v for v in variants if v.get("type") != "null"]
+        schema = {**value, **schema, "type": [value["type"], "null"]}
+    return schema
+
+
+def _model(model: type[BaseModel], **extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of one of hooks.events' models, exactly as strict as the server
+    (`extra` adds what a validator checks beyond the field's constraints)."""
+    source = model.model_json_schema()
+    properties = {
+        name: {**_field(schema), **extra.get(name, {})}
+        for name, schema in source["properties"].items()
+    }
+    return {"type": "object", "required": source.get("required", []), "properties": properties}
+
+
+def _event(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    envelope = _model(events.Envelope)["properties"]
     return {
         "type": "object",
         "required": ["type", "data"],
         "properties": {
             "type": {"const": type_},
-            "timestamp": {"type": "string", "format": "date-time"},
-            "data": {"type": "object", "required": required, "properties": data},
+            "timestamp": envelope["timestamp"],
+            "data": data,
         },
     }
 
 
 _STANDARD_WEBHOOK_HEADERS = [
-    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        "description": "Unix seconds, within WEBHOOK_TOLERANCE_SECONDS of the server's clock",
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Space-separated `v1,<base64 HMAC-SHA256>` entries (at most 16 read)",
+    },
 ]
+_REPLAYED = {
+    "idempotent-replayed": {
+        "description": "`true` when this is the first answer to this webhook-id, given again",
+        "schema": {"const": "true"},
+    }
+}
+_REASON = {"enum": ["expired", "used", "revoked", "unknown"]}
+_STRING_ID = {"type": "string", "minLength": 1, "maxLength": 255}
+# One Auth0 log event; items that do not fit are skipped and counted, not refused.
+_LOG_ITEM = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "log_id": {**_STRING_ID, "description": "May sit inside `data` instead"},
+        "data": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {
+                "type": {"type": "string", "minLength": 1, "maxLength": 64},
+                "log_id": _STRING_ID,
+                "date": {"type": "string", "format": "date-time"},
+            },
+        },
+    },
+}
+_ACTION_EVENT = {
+    "type": "object",
+    "required": ["type", "user"],
+    "properties": {
+        "type": {"const": "post_change_password"},
+        "user": {
+            "type": "object",
+            "required": ["user_id"],
+            "properties": {"user_id": _STRING_ID},
+        },
+    },
+}
 
 
 def document() -> dict[str, Any]:
-    string = {"type": "string"}
     website_body = {
         "oneOf": [
             _event(
-                "password_reset.requested",
-                {
-                    "email": {"type": "string", "format": "email", "maxLength": 254},
-                    "locale": string,
-                    "client_ip": string,
-                    "user_agent": string,
-                },
-                ["email"],
+                events.REQUESTED,
+                _model(
+                    events.Requested,
+                    email={"format": "email", "description": "Lower-cased before use"},
+                    client_ip={"description": "An IPv4 or IPv6 address"},
+                ),
             ),
-            _event("password_reset.verify", {"ticket": string}, ["ticket"]),
-            _event(
-                "password_reset.confirm",
-                {"ticket": string, "new_password": string},
-                ["ticket", "new_password"],
-            ),
+            _event(events.VERIFY, _model(events.Verify)),
+            _event(events.CONFIRM, _model(events.Confirm)),
         ]
     }
+    website_200 = {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["valid", "expires_at", "email", "locale"],
+                "properties": {
+                    "valid": {"const": True},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "email": {"type": "string", "description": "masked"},
+                    "locale": {"type": "string"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["valid", "reason"],
+                "properties": {"valid": {"const": False}, "reason": _REASON},
+            },
+            {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "completed"}},
+            },
+        ]
+    }
+    count = {"type": "integer", "minimum": 0}
     return {
         "openapi": "3.1.0",
         "info": {"title": "resetrelay", "version": __version__},
@@ -85,11 +187,21 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": website_body}},
                     },
                     "responses": {
-                        "200": _json({"type": "object"}, "verify / confirm answer"),
-                        "202": _json(
-                            {"type": "object", "properties": {"status": string}},
-                            "requested: accepted, whatever the address",
-                        ),
+                        "200": {
+                            **_json(website_200, "verify / confirm answer"),
+                            "headers": _REPLAYED,
+                        },
+                        "202": {
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "required": ["status"],
+                                    "properties": {"status": {"const": "accepted"}},
+                                },
+                                "requested: accepted, whatever the address",
+                            ),
+                            "headers": _REPLAYED,
+                        },
                         **_errors(400, 401, 409, 410, 413, 415, 422, 503),
                     },
                 }
@@ -98,8 +210,44 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Auth0 custom-webhook log stream (JSON Lines, array or object)",
                     "security": [{"logStreamToken": []}],
+                    "requestBody": {
+                        "required": True,
+                        "description": "Up to 5 MiB, whatever its content-type: JSON Lines "
+                        "(one item per line), an array of items, one item, or an object "
+                        "wrapping an array. Items that do not fit are counted as malformed.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        _LOG_ITEM,
+                                        {"type": "array", "items": _LOG_ITEM},
+                                        {
+                                            "type": "object",
+                                            "additionalProperties": {
+                                                "type": "array",
+                                                "items": _LOG_ITEM,
+                                            },
+                                        },
+                                    ]
+                                }
+                            },
+                            "application/x-ndjson": {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "JSON Lines: one log item per line",
+                                }
+                            },
+                        },
+                    },
                     "responses": {
-                        "200": _json({"type": "object"}, "stored durably"),
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": list(_SUMMARY),
+                                "properties": dict.fromkeys(_SUMMARY, count),
+                            },
+                            "stored durably",
+                        ),
                         **_errors(400, 401, 404, 413, 503),
                     },
                 }
@@ -108,8 +256,21 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Events from Auth0 Actions (HS256 JWT bound to the body)",
                     "security": [{"actionJwt": []}],
+                    "requestBody": {
+                        "required": True,
+                        "description": "At most 64 KiB; the token's `body_sha256` claim "
+                        "binds it to these bytes",
+                        "content": {"application/json": {"schema": _ACTION_EVENT}},
+                    },
                     "responses": {
-                        "200": _json({"type": "object"}, "handled"),
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["status", "voided"],
+                                "properties": {"status": {"const": "ok"}, "voided": count},
+                            },
+                            "handled",
+                        ),
                         **_errors(400, 401, 404, 413, 415, 422, 503),
                     },
                 }
@@ -125,8 +286,15 @@ def document() -> dict[str, Any]:
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus text",
-                    "responses": {"200": {"description": "metrics"}},
+                    "summary": "Prometheus text (loopback only unless METRICS_TOKEN is set)",
+                    "security": [{}, {"metricsToken": []}],
+                    "responses": {
+                        "200": {
+                            "description": "metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(401, 403),
+                    },
                 }
             },
             "/openapi.json": {
@@ -140,6 +308,7 @@ def document() -> dict[str, Any]:
             "securitySchemes": {
                 "logStreamToken": {"type": "apiKey", "in": "header", "name": "Authorization"},
                 "actionJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "metricsToken": {"type": "http", "scheme": "bearer"},
             }
         },
     }

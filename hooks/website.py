@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,7 +17,7 @@ from hooks import events
 from hooks.answers import REPLAYED, Rendered, render
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_signature
-from resetrelay.reset.outcomes import Outcome
+from resetrelay.reset.outcomes import Accepted, Answer, Outcome, Replay
 from resetrelay.webhooks import InvalidSignature, verify
 from storage.database import StorageError
 
@@ -70,25 +71,45 @@ async def website(request: Request) -> Response:
 
 
 async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object) -> Rendered:
+    # One id namespace for every type: whichever event took an id first is the only
+    # one that acts; a later delivery of that id, of any type, gets its answer again.
     if isinstance(data, events.Requested):
-        # Deduped by its job's key (one row per event): the answer is always the same.
-        return render(
-            await runtime.requests.submit(event_id, data.email, data.locale, data.client_ip)
-        )
-    # A redelivered id gets the first answer again, and causes nothing.
-    replay = await runtime.replays.find(event_id)
-    if replay is not None:
-        return Rendered(replay, REPLAYED)
-    outcome: Outcome
-    if isinstance(data, events.Verify):
-        outcome = await runtime.confirms.verify(data.ticket)
-    elif isinstance(data, events.Confirm):
-        outcome = await runtime.confirms.confirm(data.ticket, data.new_password)
-    else:  # parse() only returns the three models above
-        raise HookError(422, "unknown_event_type", "Event type is not handled.")
+        # Deduped by its job's key (one row per event), which is skipped when another
+        # type of event holds the id: the answer is always the same.
+        accepted = await runtime.requests.submit(event_id, data.email, data.locale, data.client_ip)
+        if accepted.replayed:  # off the hot path: only for an id seen before
+            return _replayed(await runtime.replays.find_for_requested(event_id))
+        return render(accepted)
+    # Claimed before acting, so a concurrent delivery (of any type) cannot act too.
+    seen = await runtime.replays.claim(event_id, event_type)
+    if seen is not None:
+        return _replayed(seen)
+    try:
+        outcome: Outcome
+        if isinstance(data, events.Verify):
+            outcome = await runtime.confirms.verify(data.ticket)
+        elif isinstance(data, events.Confirm):
+            outcome = await runtime.confirms.confirm(data.ticket, data.new_password)
+        else:  # parse() only returns the three models above
+            raise HookError(422, "unknown_event_type", "Event type is not handled.")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await runtime.replays.release(event_id)
+        raise
     rendered = render(outcome)
-    if outcome.final:
-        earlier = await runtime.replays.keep(event_id, event_type, rendered.answer)
-        if earlier is not None:  # a concurrent delivery of the same id answered first
-            return Rendered(earlier, REPLAYED)
+    if not outcome.final:  # transient: not kept, so a resend of the id tries afresh
+        await runtime.replays.release(event_id)
+        return rendered
+    earlier = await runtime.replays.keep(event_id, event_type, rendered.answer)
+    if earlier is not None:  # a concurrent delivery of the same id answered first
+        return Rendered(earlier, REPLAYED)
     return rendered
+
+
+def _replayed(seen: Replay) -> Rendered:
+    if isinstance(seen, Answer):
+        return Rendered(seen, REPLAYED)
+    if isinstance(seen, Accepted):
+        return render(Accepted(replayed=True))  # the 202, marked as a replay
+    # The first delivery of this id is still being answered: transient, not kept.
+    return render(seen)

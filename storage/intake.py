@@ -10,6 +10,14 @@ writes (tests/storage/test_intake.py reads the rows back through the models);
 and is kept to this one statement. The job's `dedupe_key` is the event's dedupe
 record: the answer to `requested` is always the same 202, so there is nothing
 else to store for a replay.
+
+Event ids are one namespace per source, whatever the event's type: an id already
+in `inbound_events` (another type of event from the same sender, answered or
+being answered) queues nothing here. `storage.inbound.claim` is the other half:
+it takes no id that has a job. On SQLite both statements run under the one write
+lock, so neither can slip between the other's check and its write; on PostgreSQL
+both take an advisory lock on the key first (shared here, exclusive there), and
+this statement's snapshot is taken after the lock.
 """
 
 from __future__ import annotations
@@ -42,6 +50,14 @@ def dedupe_key(source: str, event_id: str) -> str:
     return f"{source}:{event_id}"
 
 
+# PostgreSQL: a transaction-scoped advisory lock per key, shared between intake
+# batches, exclusive in `storage.inbound.claim` (which spells the same key).
+LOCK_SHARED = (
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k"
+)
+LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
+
+
 async def record(
     db: Database, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]], *, now: datetime
 ) -> set[str]:
@@ -53,14 +69,21 @@ async def record(
     mark = "?" if sqlite else "%s"
     json_mark = mark if sqlite else "%s::json"
     when: Any = _sqlite_time(now) if sqlite else now
-    row = f"({mark},{json_mark},'queued',0,{mark},{mark},{mark},{mark},{mark})"
+    row = f"({mark},{json_mark},{mark},{mark},{mark},{mark},{mark},{mark})"
     statement = (
+        "WITH v (kind, payload, max_attempts, run_after, created_at, updated_at, "
+        f"dedupe_key, event_id) AS (VALUES {','.join([row] * len(items))}) "
         "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
-        f"created_at, updated_at, dedupe_key) VALUES {','.join([row] * len(items))} "
+        "created_at, updated_at, dedupe_key) "
+        "SELECT kind, payload, 'queued', 0, max_attempts, run_after, created_at, "
+        "updated_at, dedupe_key FROM v WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
+        f"WHERE e.source = {mark} AND e.event_id = v.event_id) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
     )
     params: list[Any] = []
+    keys: list[str] = []
     for event_id, payload in items:
+        keys.append(dedupe_key(batch.source, event_id))
         params += (
             batch.job_kind,
             json.dumps(payload, separators=(",", ":")),
@@ -68,9 +91,45 @@ async def record(
             when,
             when,
             when,
-            dedupe_key(batch.source, event_id),
+            keys[-1],
+            event_id,
         )
+    params.append(batch.source)
     prefix = len(batch.source) + 1
+    if sqlite:
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(statement, params).fetchall()
+
+        try:
+            rows = await db.writer.run_driver(work)
+        except (sqlite3.Error, DBAPIError) as exc:
+            raise StorageUnavailable(type(exc).__name__) from exc
+    else:
+        async with db.driver() as driver:
+            cursor = driver.cursor()
+            # Its own statement: the INSERT's snapshot must come after the lock.
+            await cursor.execute(LOCK_SHARED, [keys])
+            await cursor.execute(statement, params)
+            rows = await cursor.fetchall()
+    return {r[0][prefix:] for r in rows}
+
+
+async def held_elsewhere(db: Database, source: str, event_ids: Sequence[str]) -> set[str]:
+    """Which of `event_ids` are held in `inbound_events` (another type of event from
+    the same sender took them): the check replayed `requested` events make before
+    their answer. Batched and through the driver, as `record`: replays of
+    `requested` are common (a sender resending after a timeout) and must cost about
+    what a fresh one does."""
+    if not event_ids:
+        return set()
+    sqlite = db.dialect == "sqlite"
+    mark = "?" if sqlite else "%s"
+    statement = (
+        f"SELECT event_id FROM inbound_events WHERE source = {mark} "
+        f"AND event_id IN ({','.join([mark] * len(event_ids))})"
+    )
+    params = (source, *event_ids)
     if sqlite:
 
         def work(conn: sqlite3.Connection) -> list[Any]:
@@ -85,4 +144,4 @@ async def record(
             cursor = driver.cursor()
             await cursor.execute(statement, params)
             rows = await cursor.fetchall()
-    return {r[0][prefix:] for r in rows}
+    return {r[0] for r in rows}

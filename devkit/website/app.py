@@ -58,8 +58,10 @@ _LANGUAGE: Final = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 REASONS: Final = frozenset({"expired", "used", "revoked", "unknown", "missing"})
 
 # Strict and self-only: the reset form runs no inline script (its JS is /static/reset.js).
+# Nothing is allowed unless named: the pages load one stylesheet and one script of
+# their own, post forms to themselves, and are never framed.
 CSP: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 

@@ -15,16 +15,21 @@ and given again to a redelivery of the same `webhook-id`; a transient one
 (busy, upstream down) is not, so the sender's retry gets a fresh try.
 
 `Replays` keeps the answers already given, by event id (`storage.inbound`).
+The id is one namespace across event types: a `requested` event's id is taken
+by its job (`storage.intake`), a `verify`/`confirm` event's id by a claim taken
+before the event is acted on, so of two deliveries with one id only the first
+does anything, whatever their types.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
-from storage import inbound
+from storage import inbound, intake
 from storage.database import Database
 
 Reason = Literal["expired", "used", "revoked", "unknown"]
@@ -99,24 +104,98 @@ class Answer:
     body: str
 
 
+Replay = Answer | Accepted | TicketBusy
+"""What a seen id gets: the answer kept for it; `Accepted(replayed=True)` when a
+`requested` job holds it; `TicketBusy` while its first delivery is being answered."""
+
+
 class Replays:
-    """The answers given to website events, by `webhook-id`."""
+    """The answers given to website events, by `webhook-id` (one namespace for all
+    event types; see the module's docstring)."""
 
     SOURCE = "website"
+    # A claim left unanswered this long was abandoned (its process died): taken over.
+    STALE = timedelta(minutes=2)
+
+    MAX_BATCH = 500
 
     def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db = db
         self._now = now
+        self._held_queue: list[tuple[str, asyncio.Future[bool]]] = []
+        self._held_task: asyncio.Task[None] | None = None
 
-    async def find(self, event_id: str) -> Answer | None:
+    async def find(self, event_id: str) -> Replay | None:
+        """What a second delivery of `event_id` gets, or None if the id is free."""
         async with self._db.read() as conn:
             stored = await inbound.find(conn, self.SOURCE, event_id)
-        return Answer(stored.status_code, stored.answer) if stored else None
+            if stored is None:
+                job = await inbound.has_job(conn, self.SOURCE, event_id)
+                return Accepted(replayed=True) if job else None
+        return _replay(stored)
+
+    async def find_for_requested(self, event_id: str) -> Replay:
+        """What a replayed `requested` answers: the answer of the other type of event
+        that holds the id, if any, else the 202 again. The check is batched across
+        concurrent replays (one statement each round), as `requested` itself is."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._held_queue.append((event_id, future))
+        if self._held_task is None or self._held_task.done():
+            self._held_task = loop.create_task(self._check_held())
+        if await asyncio.shield(future):
+            return await self.find(event_id) or Accepted(replayed=True)
+        return Accepted(replayed=True)
+
+    async def _check_held(self) -> None:
+        while self._held_queue:
+            batch = self._held_queue[: self.MAX_BATCH]
+            del self._held_queue[: self.MAX_BATCH]
+            try:
+                held = await intake.held_elsewhere(
+                    self._db, self.SOURCE, sorted({event_id for event_id, _ in batch})
+                )
+            except Exception as exc:  # handed to every waiter (a 503)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for event_id, future in batch:
+                if not future.done():
+                    future.set_result(event_id in held)
+
+    async def claim(self, event_id: str, event_type: str) -> Replay | None:
+        """Take `event_id` before acting on it: None when this delivery owns it (then
+        `keep` or `release` it), else what to answer instead, acting on nothing."""
+        now = self._now()
+        async with self._db.begin() as conn:
+            claimed = await inbound.claim(
+                conn,
+                source=self.SOURCE,
+                event_id=event_id,
+                event_type=event_type,
+                now=now,
+                stale_before=now - self.STALE,
+            )
+        if claimed == "claimed":
+            return None
+        if claimed == "job":
+            return Accepted(replayed=True)
+        return _replay(claimed)
 
     async def keep(self, event_id: str, event_type: str, answer: Answer) -> Answer | None:
-        """Keep `answer` for `event_id`; if a concurrent delivery of the same id kept
-        its own first, return that one instead (the caller answers with it)."""
+        """Keep the final `answer` for `event_id` (settling this delivery's claim); if
+        another delivery of the same id answered first, return that answer instead
+        (the caller answers with it)."""
         async with self._db.begin() as conn:
+            if await inbound.settle(
+                conn,
+                source=self.SOURCE,
+                event_id=event_id,
+                status_code=answer.status,
+                answer=answer.body,
+            ):
+                return None
             fresh = await inbound.record(
                 conn,
                 source=self.SOURCE,
@@ -130,3 +209,13 @@ class Replays:
                 return None
             stored = await inbound.find(conn, self.SOURCE, event_id)
         return Answer(stored.status_code, stored.answer) if stored else None
+
+    async def release(self, event_id: str) -> None:
+        """Give a claimed id back unanswered (a transient outcome, or a failure): a
+        resend of it really tries again."""
+        async with self._db.begin() as conn:
+            await inbound.release(conn, source=self.SOURCE, event_id=event_id)
+
+
+def _replay(stored: inbound.StoredAnswer) -> Replay:
+    return TicketBusy() if stored.pending else Answer(stored.status_code, stored.answer)

@@ -185,3 +185,28 @@ def test_plain_text_only_and_unreadable_mail_are_kept(catcher: MailCatcher) -> N
     assert message.html == ""
     assert "see http://localhost/x" in message.text
     assert message.links == ("http://localhost/x",)
+
+
+@pytest.mark.anyio
+async def test_every_answer_carries_the_security_headers(
+    catcher: MailCatcher, web: httpx.AsyncClient
+) -> None:
+    """Caught mails hold reset links (tickets): nothing is cached, nothing sends a
+    Referer, and the mail's own HTML stays sandboxed and framable only by the inbox."""
+    send(catcher, reset_mail())
+    message_id = catcher.messages[0].id
+    paths = ["/", f"/messages/{message_id}", "/messages/nope", f"/messages/{message_id}/html"]
+    paths += [f"/messages/{message_id}/raw", "/messages/nope/html", "/messages/nope/raw"]
+    for path in paths:
+        answer = await web.get(path)
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["cache-control"] == "no-store", path
+        assert answer.headers["referrer-policy"] == "no-referrer", path
+        if answer.headers["content-type"].startswith("text/html"):
+            csp = answer.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "base-uri 'none'" in csp, path
+            assert "script-src" not in csp, path
+    part = (await web.get(f"/messages/{message_id}/html")).headers["content-security-policy"]
+    assert "sandbox" in part
+    assert "frame-ancestors 'self'" in part
+    assert "form-action 'none'" in part

@@ -184,11 +184,19 @@ def assert_reset_headers(response: httpx.Response) -> None:
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
+    assert_tight_csp(response)
+
+
+def assert_tight_csp(response: httpx.Response) -> None:
     csp = response.headers["content-security-policy"]
-    assert "default-src 'self'" in csp
-    assert "script-src 'self'" in csp
-    assert "frame-ancestors 'none'" in csp
-    assert "unsafe-inline" not in csp
+    directives = {d.strip().split(" ", 1)[0]: d.strip() for d in csp.split(";")}
+    assert directives["default-src"] == "default-src 'none'"
+    assert directives["script-src"] == "script-src 'self'"
+    assert directives["base-uri"] == "base-uri 'none'"
+    assert directives["form-action"] == "form-action 'self'"
+    assert directives["frame-ancestors"] == "frame-ancestors 'none'"
+    assert directives["object-src"] == "object-src 'none'"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
 
 
 # -- Signing ----------------------------------------------------------------------------
@@ -673,3 +681,15 @@ async def test_sign_in_without_auth0(make_website: MakeWebsite) -> None:
         page = await sign_in(client, "jane@example.com", "S3cret!pass")
     assert page.status_code == 503
     assert "not connected to Auth0" in page.text
+
+
+@pytest.mark.anyio
+async def test_every_html_page_carries_the_security_headers(browser: httpx.AsyncClient) -> None:
+    pages = [await browser.get(path) for path in ("/", "/signin", "/forgot", "/nowhere")]
+    pages.append(await browser.post("/forgot", data={"email": "x@example.com"}))  # no CSRF
+    pages.append(await open_link(browser))  # the reset page, with a ticket near
+    for page in pages:
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-store"
+        assert_tight_csp(page)

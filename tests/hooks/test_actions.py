@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -364,3 +365,16 @@ async def test_unstorable_jti_is_a_401_not_a_5xx(service: Service, jti: str) -> 
     body = change()
     answer = await service.post(body, service.token(body, jti=jti))
     assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED)
+
+
+@pytest.mark.parametrize("depth", [976, 30_000])
+async def test_deeply_nested_json_is_400_not_500(
+    service: Service, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A correctly signed body nested past the interpreter's recursion limit: json.loads
+    raises RecursionError, which must end as 400 invalid_payload, quietly."""
+    body = b'{"type": "post_change_password", "user": ' + b"[" * depth + b"]" * depth + b"}"
+    answer = await service.post(body, service.token(body))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_payload"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -80,3 +80,87 @@ def test_website_events_are_the_three_reset_steps(doc: dict[str, Any]) -> None:
     ]
     headers = {p["name"] for p in doc["paths"]["/hooks/website"]["post"]["parameters"]}
     assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+
+
+def _website_data(doc: dict[str, Any], type_: str) -> dict[str, Any]:
+    variants = doc["paths"]["/hooks/website"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]["oneOf"]
+    (variant,) = [v for v in variants if v["properties"]["type"]["const"] == type_]
+    found: dict[str, Any] = variant
+    return found
+
+
+CONSTRAINTS = ("minLength", "maxLength", "pattern")
+
+
+@pytest.mark.parametrize(
+    ("type_", "model"),
+    [
+        ("password_reset.requested", "Requested"),
+        ("password_reset.verify", "Verify"),
+        ("password_reset.confirm", "Confirm"),
+    ],
+)
+def test_website_fields_are_as_strict_as_the_server(
+    doc: dict[str, Any], type_: str, model: str
+) -> None:
+    """Every length and pattern hooks.events enforces is in the document, and
+    nothing the server refuses (a number for a string) is allowed by it."""
+    from hooks import events
+
+    variant = _website_data(doc, type_)
+    data = variant["properties"]["data"]
+    source = getattr(events, model).model_json_schema()
+    assert data["required"] == source.get("required", [])
+    assert set(data["properties"]) == set(source["properties"])
+    for name, field in source["properties"].items():
+        expected = next(v for v in field.get("anyOf", [field]) if v.get("type") != "null")
+        documented = data["properties"][name]
+        for key in CONSTRAINTS:
+            assert documented.get(key) == expected.get(key), (name, key)
+        types = documented["type"] if isinstance(documented["type"], list) else [documented["type"]]
+        assert "string" in types and set(types) <= {"string", "null"}, name
+        assert ("null" in types) == (name not in data["required"]), name
+    timestamp = variant["properties"]["timestamp"]
+    assert timestamp["maxLength"] == 64
+
+
+def test_website_known_limits(doc: dict[str, Any]) -> None:
+    requested = _website_data(doc, "password_reset.requested")["properties"]["data"]["properties"]
+    assert (requested["email"]["minLength"], requested["email"]["maxLength"]) == (3, 254)
+    assert requested["locale"]["maxLength"] == 35 and requested["locale"]["pattern"]
+    assert requested["client_ip"]["maxLength"] == 64
+    assert requested["user_agent"]["maxLength"] == 1024
+    confirm = _website_data(doc, "password_reset.confirm")["properties"]["data"]["properties"]
+    assert (confirm["ticket"]["minLength"], confirm["ticket"]["maxLength"]) == (1, 512)
+    assert confirm["new_password"]["maxLength"] == 1024
+    headers = {p["name"]: p for p in doc["paths"]["/hooks/website"]["post"]["parameters"]}
+    assert headers["webhook-id"]["schema"]["pattern"] == "^[\\x21-\\x7e]{1,255}$"
+
+
+def test_auth0_routes_declare_their_bodies(doc: dict[str, Any]) -> None:
+    stream = doc["paths"]["/hooks/auth0"]["post"]["requestBody"]
+    assert stream["required"] is True
+    assert set(stream["content"]) == {"application/json", "application/x-ndjson"}
+    shapes = stream["content"]["application/json"]["schema"]["oneOf"]
+    assert {s["type"] for s in shapes} == {"object", "array"}
+    item = shapes[0]
+    assert item["properties"]["data"]["required"] == ["type"]
+    summary = doc["paths"]["/hooks/auth0"]["post"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    assert summary["required"] == ["received", "stored", "duplicates", "ignored", "malformed"]
+
+    action = doc["paths"]["/hooks/auth0/actions"]["post"]["requestBody"]
+    schema = action["content"]["application/json"]["schema"]
+    assert schema["required"] == ["type", "user"]
+    assert schema["properties"]["type"] == {"const": "post_change_password"}
+    user_id = schema["properties"]["user"]["properties"]["user_id"]
+    assert (user_id["minLength"], user_id["maxLength"]) == (1, 255)
+
+
+def test_metrics_documents_its_refusals(doc: dict[str, Any]) -> None:
+    operation = doc["paths"]["/metrics"]["get"]
+    assert {"200", "401", "403"} <= set(operation["responses"])
+    assert {"metricsToken": []} in operation["security"]

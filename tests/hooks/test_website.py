@@ -256,3 +256,23 @@ async def test_preview_renders_in_dev_mode(client: httpx.AsyncClient) -> None:
     answer = await client.get("/preview/mail/reset", params={"locale": "fr"})
     assert answer.status_code == 200 and "<html" in answer.text
     assert_error(await client.get("/preview/mail/nope"), 404, "not_found")
+
+
+async def test_preview_answers_carry_the_security_headers(client: httpx.AsyncClient) -> None:
+    """A preview is a rendered mail with a sample link: tight CSP, no Referer, no
+    sniffing, never cached."""
+    for params in ({"locale": "fr"}, {"part": "text"}):
+        answer = await client.get("/preview/mail/reset", params=params)
+        assert answer.status_code == 200
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        csp = answer.headers["content-security-policy"]
+        for directive in (
+            "default-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ):
+            assert directive in csp
+        assert "script-src" not in csp
