@@ -180,6 +180,14 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0 if complete else 2
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from resetrelay.doctor import run_checks
+
+    report = anyio.run(lambda: run_checks(os.environ, step_seconds=args.timeout))
+    print(report.json() if args.json else report.table())
+    return 0 if report.ok else 1
+
+
 def cmd_secret(args: argparse.Namespace) -> int:
     from resetrelay.webhooks import new_secret
 
@@ -334,6 +342,17 @@ def parser() -> argparse.ArgumentParser:
         "this environment (secrets masked). Exits 2 when a deployment's web and "
         "worker processes would be missing something.",
     )
+    s = _command(
+        sub,
+        "check",
+        cmd_check,
+        "check that this deployment is ready",
+        "Check the settings, the database and its schema, the Auth0 token and its scopes, "
+        "the connection, the SMTP relay and MAIL_FROM, and RESET_URL. Prints a table with "
+        "a fix for each failure; exits 0 only when every check holds, else 1.",
+    )
+    s.add_argument("--json", action="store_true", help="print the results as JSON, for scripts")
+    s.add_argument("--timeout", type=float, default=5.0, help="seconds for each network step (5)")
     s = _command(
         sub,
         "secret",

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from devkit.emulator import inspection, management, oauth
+from devkit.emulator import connections, inspection, management, oauth
 from devkit.emulator.logstream import LogStream
 from devkit.emulator.policy import PasswordPolicy
 from devkit.emulator.ratelimit import RateLimitConfig
@@ -66,7 +66,9 @@ def create_emulator(
         revocation_available=revocation_available,
         logs=logs,
     )
-    app = Starlette(routes=[*oauth.routes, *management.routes, *inspection.routes])
+    app = Starlette(
+        routes=[*connections.routes, *oauth.routes, *management.routes, *inspection.routes]
+    )
     app.state.emulator = state
     return app
 
