@@ -8,17 +8,16 @@ limit, so hostile bodies (deep nesting, wrong types, huge numbers) end as a
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hooks.errors import HookError, invalid_payload
+from mail.message import addr_spec
 
 REQUESTED: Final = "password_reset.requested"
 VERIFY: Final = "password_reset.verify"
 CONFIRM: Final = "password_reset.confirm"
-_BAD_CHARS: Final = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 class _Model(BaseModel):
@@ -44,12 +43,14 @@ class Requested(_Model):
     @classmethod
     def _email(cls, value: str) -> str:
         # Shape only; whether it exists is Auth0's business, asked after we answer.
-        value = value.strip()
-        local, at, domain = value.rpartition("@")
-        if not at or not local or "." not in domain or _BAD_CHARS.search(value):
-            raise ValueError("is not an email address")
+        # Exactly one addr-spec (email-validator): a list (`a@x,evil@y`), a group or
+        # a display name is refused here, as is anything the mail could not carry.
         # Auth0 stores database users' addresses lower-cased; lookups are case-sensitive.
-        return value.lower()
+        value = value.strip().lower()
+        try:
+            return addr_spec(value)
+        except ValueError:
+            raise ValueError("is not an email address") from None
 
     @field_validator("client_ip")
     @classmethod

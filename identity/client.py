@@ -166,14 +166,21 @@ class Auth0Client:
             raise self._unexpected(response)
         return self._user(response)
 
-    async def set_password(self, user_id: str, password: str) -> None:
-        response = await self._request(
-            "PATCH",
-            self._user_path(user_id),
-            json={"password": password, "connection": self.connection},
-        )
+    async def set_password(
+        self, user_id: str, password: str, *, app_metadata: dict[str, Any] | None = None
+    ) -> Auth0User | None:
+        """Set the password; `app_metadata` (merged by Auth0 on its first level) goes in
+        the same PATCH, so both are written or neither. The user as Auth0 answered,
+        or None if the answer was not a user object."""
+        body: dict[str, Any] = {"password": password, "connection": self.connection}
+        if app_metadata:
+            body["app_metadata"] = app_metadata
+        response = await self._request("PATCH", self._user_path(user_id), json=body)
         if response.status_code == 200:
-            return
+            try:
+                return self._user(response)
+            except Auth0Error:
+                return None  # the password is set; an odd body does not undo that
         if response.status_code == 404:
             raise UserNotFound(user_id)
         if response.status_code == 400:

@@ -14,16 +14,19 @@ Connections are kept open and reused: an idle one is taken, checked with NOOP
 only when it has been idle for a while, and replaced when found dead. Every
 aiosmtplib and socket error is mapped to `TransientMailError` or
 `PermanentMailError` in one place (`_mail_error`); see `mail.errors`.
+
+The envelope's recipients are always the caller's (`send(..., recipients=[...])`),
+each exactly one addr-spec: an address list, a group or a display name in a `To`
+header can never become extra `RCPT TO`s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from enum import StrEnum
@@ -32,7 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from mail.errors import MailError, PermanentMailError, TransientMailError
+from mail.errors import MailError, PermanentMailError, TransientMailError, scrub_addresses
+from mail.message import addr_spec
 
 __all__ = [
     "MailError",
@@ -141,23 +145,43 @@ class SmtpMailer:
     ) -> None:
         await self.aclose()
 
-    async def send(self, message: Message, *, start_within: float | None = None) -> None:
+    async def send(
+        self,
+        message: Message,
+        *,
+        recipients: Sequence[str] | None = None,
+        start_within: float | None = None,
+    ) -> None:
         """Deliver one message; raises `TransientMailError` or `PermanentMailError`.
 
+        `recipients`: the envelope's `RCPT TO`s, each exactly one addr-spec (else
+        `PermanentMailError`, before anything is sent); the message's headers are
+        then not read for recipients. Pass them always: None, which takes them from
+        the `To`/`Cc`/`Bcc` headers, is left only for the operator's test mail.
         `start_within`: give up, with `TransientMailError`, if no connection is free
         within that many seconds (a caller holding a lease must not start a send
         that could outlive it)."""
         if self._closed:
             raise RuntimeError("this SmtpMailer has been closed")
+        envelope: list[str] | None = None
+        if recipients is not None:
+            if isinstance(recipients, str):  # a str is a Sequence[str] of its letters
+                raise TypeError("recipients is a list of addresses, not one string")
+            try:
+                envelope = [addr_spec(address) for address in recipients]
+            except ValueError:
+                raise PermanentMailError("a recipient is not exactly one address") from None
+            if not envelope:
+                raise PermanentMailError("no recipient")
         try:
             async with asyncio.timeout(start_within):
                 await self._slots.acquire()
         except TimeoutError:
             raise TransientMailError("no SMTP connection free in time; not sent") from None
         try:
-            await self._send(message)
+            await self._send(message, envelope)
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
-            raise _mail_error(exc, self._target) from exc
+            raise _mail_error(exc, self._target, envelope or ()) from exc
         finally:
             self._slots.release()
 
@@ -170,11 +194,11 @@ class SmtpMailer:
                 await connection.client.quit()
             connection.client.close()
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: Message, recipients: list[str] | None) -> None:
         connection = await self._checkout()
         try:
             try:
-                await connection.client.send_message(message)
+                await connection.client.send_message(message, recipients=recipients)
             except aiosmtplib.SMTPServerDisconnected:
                 if not connection.reused:
                     raise
@@ -182,7 +206,7 @@ class SmtpMailer:
                 # attempt carries no more risk of a duplicate than the outbox's own retry.
                 connection.client.close()
                 connection = await self._connect()
-                await connection.client.send_message(message)
+                await connection.client.send_message(message, recipients=recipients)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             self._checkin(connection)  # a refusal; aiosmtplib sent RSET, the session is fine
             raise
@@ -247,41 +271,40 @@ _SESSION_REPLIES = (
     aiosmtplib.SMTPHeloError,
     aiosmtplib.SMTPAuthenticationError,
 )
-_ADDRESS = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 
 
-def _mail_error(exc: Exception, target: SmtpTarget) -> MailError:
+def _mail_error(exc: Exception, target: SmtpTarget, recipients: Sequence[str]) -> MailError:
     """The one place where aiosmtplib and socket errors become ours."""
+
+    def _safe(reason: str) -> str:
+        # Reasons end up in logs, `last_error` and events: no password, no address
+        # (relays echo the recipient in their refusals, whatever its shape).
+        if target.password:
+            reason = reason.replace(target.password, "***")
+        return scrub_addresses(" ".join(reason.split()), recipients)
+
+    def _by_code(code: int, reason: str) -> MailError:
+        if 500 <= code <= 599:
+            return PermanentMailError(_safe(reason), code=code)
+        return TransientMailError(_safe(reason), code=code)  # 4xx, and anything odd
+
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         first = exc.recipients[0]
-        return _by_code(first.code, f"recipient refused: {first.code} {first.message}", target)
+        return _by_code(first.code, f"recipient refused: {first.code} {first.message}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         if isinstance(exc, _SESSION_REPLIES):
             reason = f"relay refused the session: {exc.code} {exc.message}"
-            return TransientMailError(_safe(reason, target), code=exc.code)
+            return TransientMailError(_safe(reason), code=exc.code)
         stage = {
             aiosmtplib.SMTPSenderRefused: "sender refused",
             aiosmtplib.SMTPRecipientRefused: "recipient refused",
             aiosmtplib.SMTPDataError: "message refused",
         }.get(type(exc), "relay refused")
-        return _by_code(exc.code, f"{stage}: {exc.code} {exc.message}", target)
+        return _by_code(exc.code, f"{stage}: {exc.code} {exc.message}")
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         # e.g. a non-ASCII address and no SMTPUTF8: this relay will never take it.
-        return PermanentMailError(_safe(f"relay cannot carry this message: {exc}", target))
+        return PermanentMailError(_safe(f"relay cannot carry this message: {exc}"))
     if isinstance(exc, aiosmtplib.SMTPException | OSError):
         kind = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
-        return TransientMailError(_safe(f"SMTP {kind}: {exc}", target))
-    return PermanentMailError(_safe(f"message cannot be sent: {exc}", target))
-
-
-def _by_code(code: int, reason: str, target: SmtpTarget) -> MailError:
-    if 500 <= code <= 599:
-        return PermanentMailError(_safe(reason, target), code=code)
-    return TransientMailError(_safe(reason, target), code=code)  # 4xx, and anything odd
-
-
-def _safe(reason: str, target: SmtpTarget) -> str:
-    # Reasons end up in logs and events: no password, no whole e-mail address.
-    if target.password:
-        reason = reason.replace(target.password, "***")
-    return _ADDRESS.sub(r"***@\1", " ".join(reason.split()))
+        return TransientMailError(_safe(f"SMTP {kind}: {exc}"))
+    return PermanentMailError(_safe(f"message cannot be sent: {exc}"))

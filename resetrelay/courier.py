@@ -7,6 +7,11 @@ mail that carries a reset link gets its link only here, at send time, from
 the ticket id (`link`), and is not sent when its ticket can no longer be
 used. Signed events to the website (`WEBSITE_EVENTS_URL`) go out here too.
 
+The envelope's one recipient is the outbox row's, checked to be exactly one
+addr-spec and handed to the mailer as such: no header is read for recipients.
+A mail that can never be built (its recipient is not one address, a header
+would carry a line break) is dead at once, with one warning and no retry.
+
 Request handlers and the reset flow only queue (`queue`, `queue_event`),
 inside their own transactions.
 """
@@ -26,8 +31,8 @@ import httpx
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mail.errors import PermanentMailError, TransientMailError
-from mail.message import build_message
+from mail.errors import PermanentMailError, TransientMailError, scrub_addresses
+from mail.message import addr_spec, build_message
 from mail.render import MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay.jobs.kinds import Kind, Registry, enqueue
@@ -155,7 +160,7 @@ class Courier:
             run.fail(exc)
         except Exception as exc:
             log.exception("mail job failed", extra={"fields": {"mail_id": mail_id}})
-            run.fail(Retry(f"{type(exc).__name__}: {exc}"))
+            run.fail(Retry(f"{type(exc).__name__}: {scrub_addresses(str(exc))}"))
         finally:
             outcomes.done(run)
 
@@ -188,22 +193,29 @@ class Courier:
                 1, round((ticket.expires_at - now).total_seconds() / 60)
             )
         context.setdefault("email", row.recipient)
-        if isinstance(context.get("changed_at"), str):
-            context["changed_at"] = datetime.fromisoformat(context["changed_at"])
         try:
-            rendered = self.renderer.render(row.template, row.locale, context)
-            message = build_message(
-                rendered,
-                to=row.recipient,
-                sender=self.settings.mail_from,
-                message_id=row.message_id,
-                reply_to=self.settings.support_email or None,
-            )
+            try:
+                # The one recipient, from the row, never from a header: a list, a
+                # group or a display name here must not become several RCPT TOs.
+                recipient = addr_spec(row.recipient)
+                if isinstance(context.get("changed_at"), str):
+                    context["changed_at"] = datetime.fromisoformat(context["changed_at"])
+                rendered = self.renderer.render(row.template, row.locale, context)
+                message = build_message(
+                    rendered,
+                    to=recipient,
+                    sender=self.settings.mail_from,
+                    message_id=row.message_id,
+                    reply_to=self.settings.support_email or None,
+                )
+            except ValueError as exc:
+                await self._unbuildable(run, mail_id, row, exc, outcomes)
+                return
             # A batch waits for the mailer's few connections; a send that starts
             # late could outlive the job's lease, and another worker would send the
             # mail again. Start only while the lease has _LEASE_MARGIN left.
             left = (run.job.lease_until - self.now()).total_seconds() - _LEASE_MARGIN
-            await self.mailer.send(message, start_within=max(0.0, left))
+            await self.mailer.send(message, recipients=[recipient], start_within=max(0.0, left))
         except TransientMailError as exc:
             last = run.job.exhausted
             async with self.db.begin() as conn:
@@ -240,6 +252,26 @@ class Courier:
                 }
             },
         )
+
+    async def _unbuildable(
+        self,
+        run: JobRun,
+        mail_id: int,
+        row: outbox.MailRow,
+        exc: ValueError,
+        outcomes: _Outcomes,
+    ) -> None:
+        """No message can ever be made of this row: dead now, its job done (not
+        retried), one warning without a traceback or the address."""
+        reason = f"cannot be built: {scrub_addresses(str(exc), [row.recipient])}"[:500]
+        if not await outcomes.record(run, mail_id, outbox.DEAD, error=reason):
+            return
+        self.metrics.mails.labels("unbuildable").inc()
+        log.warning(
+            "mail cannot be built; dead",
+            extra={"fields": {"template": row.template, "mail_id": mail_id, "reason": reason}},
+        )
+        await self._mail_dead(row, reason)
 
     async def _mail_dead(self, row: outbox.MailRow, reason: str) -> None:
         self.metrics.mails.labels("dead").inc()
@@ -352,8 +384,8 @@ class _Outcomes:
             sent = [m for run, m, st, _ in batch if st == outbox.SENT and run.job.id in owned]
             outbox.mark_sync(conn, sent, outbox.SENT, now=now, attempted=True)
             for run, mail_id, status, error in batch:
-                if status == outbox.EXPIRED and run.job.id in owned:
-                    outbox.mark_sync(conn, [mail_id], outbox.EXPIRED, now=now, error=error)
+                if status in (outbox.EXPIRED, outbox.DEAD) and run.job.id in owned:
+                    outbox.mark_sync(conn, [mail_id], status, now=now, error=error)
             return owned
 
         settle_completed(runs, await self._db.run(write))

@@ -18,15 +18,16 @@ from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from mail.errors import mask_address
+
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 def mask_email(address: str) -> str:
-    """`jane.doe@example.com` -> `j***@example.com`."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
+    """`jane.doe@example.com` -> `j***@example.com`: of the local part at most its first
+    character (a letter or digit), the domain only when it is a plain domain, for any
+    input (`mail.errors.mask_address`; `scrub_addresses` masks them inside a text)."""
+    return mask_address(address)
 
 
 def mask_url(url: str) -> str:

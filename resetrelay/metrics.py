@@ -36,7 +36,9 @@ class Metrics:
         )
         self.mails = Counter(
             "resetrelay_mails",
-            "Outbox mails queued/sent/retried/dead/expired/voided",
+            "Outbox mails queued/sent/retried/dead/expired/voided; unbuildable: dead at"
+            " once, no message can be made of it (counted in dead too); bad_address: none"
+            " queued, the Auth0 user's address is not exactly one mailbox",
             ["event"],
             registry=r,
         )

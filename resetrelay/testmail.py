@@ -16,4 +16,4 @@ async def send_test_mail(settings: Settings, to: str, template: str, locale: str
         rendered, to=to, sender=settings.mail_from, message_id=new_message_id(settings.mail_from)
     )
     async with SmtpMailer(settings.smtp_url.reveal()) as mailer:
-        await mailer.send(message)
+        await mailer.send(message, recipients=[to])

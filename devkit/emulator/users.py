@@ -49,6 +49,7 @@ class EmulatedUser:
     remember_browser_invalidated: int = 0
     last_password_reset: str | None = None
     updated_at: str = ""
+    app_metadata: dict[str, Any] = field(default_factory=dict)
 
     def identities(self) -> list[dict[str, Any]]:
         local_id = self.user_id.partition("|")[2] or self.user_id
@@ -84,7 +85,7 @@ class EmulatedUser:
             "created_at": self.created_at,
             "updated_at": self.updated_at or self.created_at,
             "user_metadata": {"locale": self.locale} if self.locale and self.connection else {},
-            "app_metadata": {},
+            "app_metadata": dict(self.app_metadata),
         }
         if self.locale and not self.connection:
             body["locale"] = self.locale  # social providers put it at the top

@@ -187,6 +187,15 @@ class Auth0Events:
         user = await self._user(event)
         if user is None:
             return
+        address = user.address
+        if address is None:
+            # Auth0 holds a list, a display name or worse: never a recipient.
+            log.warning(
+                "user's address is not one mailbox; no mail",
+                extra={"fields": {"type": kind, "user_id": user.user_id}},
+            )
+            self.metrics.mails.labels("bad_address").inc()
+            return
         now = self.now()
         async with self.db.begin() as conn:
             # Two leak events for one user (Auth0 logs one per IP) run as concurrent
@@ -205,7 +214,7 @@ class Auth0Events:
                 self.settings,
                 self.codec,
                 user_id=user.user_id,
-                email=user.email,
+                email=address,
                 connection=user.connection or self.settings.auth0_connection,
                 locale=user.locale or self.settings.default_locale,
                 purpose=purpose,

@@ -3,11 +3,12 @@
 verify   reads the ticket; never consumes it, so mail scanners that follow
          links do not burn it
 confirm  claims the ticket (a conditional UPDATE: a second concurrent
-         confirm sees TicketBusy), sets the password at Auth0 (the one
-         network call a request waits for), then settles the ticket
+         confirm sees TicketBusy), reads the user at Auth0 (the address must
+         still be the one the link was mailed to), sets the password with the
+         claim's id in `app_metadata` (one PATCH), then settles the ticket
 guard    a job queued with the claim: if this process dies between
-         Auth0's answer and our commit, it settles the ticket from Auth0's
-         `last_password_reset` once the claim has lapsed
+         Auth0's answer and our commit, it settles the ticket once the claim
+         has lapsed, if Auth0 holds this claim's id (proof of our own PATCH)
 after a reset (`settle_reset`, in the caller's transaction): the ticket is
          used, its siblings voided, and the follow-ups queued: unblock,
          revoke sessions, mark the address verified, the "changed" mail,
@@ -17,13 +18,15 @@ after a reset (`settle_reset`, in the caller's transaction): the ticket is
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from identity.client import Auth0Client
+from identity.client import Auth0Client, Auth0User
 from identity.errors import (
     IdentityError,
     RateLimited,
@@ -58,12 +61,33 @@ log = logging.getLogger("resetrelay.confirm")
 
 CLAIM_LEASE = timedelta(seconds=60)
 MAX_PASSWORD_ATTEMPTS = 10
+# The `app_metadata` key our password PATCH writes the claim's id to. Auth0 merges
+# app_metadata on its first level, so other keys stay; the value is a random id.
+CLAIM_MARKER: Final = "resetrelay_claim"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One confirm's hold on a ticket: the lease ends at `until`, which is also how the
+    row tells this claim from a later one; `id` is what our PATCH leaves at Auth0."""
+
+    id: str
+    ticket_id: str
+    claimed_at: datetime
+
+    @property
+    def until(self) -> datetime:
+        return self.claimed_at + CLAIM_LEASE
+
+    def marker(self) -> dict[str, str]:
+        return {CLAIM_MARKER: self.id}
 
 
 @dataclass(frozen=True)
 class Guard:
     ticket_id: str
     claimed_at: str  # ISO 8601
+    claim_id: str | None = None  # None in guards queued before the marker existed
 
 
 @dataclass(frozen=True)
@@ -71,19 +95,51 @@ class ForUser:
     user_id: str
 
 
+@dataclass(frozen=True)
+class ForAddress:
+    user_id: str
+    email: str = ""  # the address the link was mailed to; "" in jobs queued before
+
+
 GUARD = Kind("reset.confirm_guard", Guard)
 UNBLOCK = Kind("auth0.unblock", ForUser, max_attempts=12)
 REVOKE_SESSIONS = Kind("auth0.revoke_sessions", ForUser, max_attempts=12)
-MARK_EMAIL_VERIFIED = Kind("auth0.mark_email_verified", ForUser, max_attempts=12)
+MARK_EMAIL_VERIFIED = Kind("auth0.mark_email_verified", ForAddress, max_attempts=12)
+
+
+def same_address(a: str, b: str) -> bool:
+    """Auth0 lower-cases database users' addresses; ours are lower-cased at intake."""
+    return a.lower() == b.lower()
 
 
 async def settle_reset(
-    conn: AsyncConnection, settings: Settings, row: TicketRow, *, now: datetime, via_link: bool
+    conn: AsyncConnection,
+    settings: Settings,
+    row: TicketRow,
+    *,
+    now: datetime,
+    via_link: bool,
+    current_email: str | None = None,
 ) -> bool:
     """Settle a claimed ticket as used and queue what follows a reset, in the
-    caller's transaction; False if the ticket was no longer claimed."""
+    caller's transaction; False if the ticket was no longer claimed.
+    `current_email` is the user's address at Auth0 as last seen, if known."""
     if not await tickets.mark_used(conn, row.id, now=now):
         return False
+    await after_reset(conn, settings, row, now=now, via_link=via_link, current_email=current_email)
+    return True
+
+
+async def after_reset(
+    conn: AsyncConnection,
+    settings: Settings,
+    row: TicketRow,
+    *,
+    now: datetime,
+    via_link: bool,
+    current_email: str | None = None,
+) -> None:
+    """What follows a password set through `row`'s link: siblings void, follow-ups queued."""
     await tickets.void_for_user(conn, row.user_id, now=now, reason="sibling_used")
     user = ForUser(row.user_id)
     # Auth0 documents that a block lifts on a password change but not whether a
@@ -92,17 +148,23 @@ async def settle_reset(
     if settings.revoke_sessions:
         await enqueue(conn, REVOKE_SESSIONS, user, now=now)
     if settings.mark_email_verified and via_link:
-        # A separate PATCH: Auth0 refuses email_verified beside password.
-        await enqueue(conn, MARK_EMAIL_VERIFIED, user, now=now)
-    await courier.queue(
-        conn,
-        template="changed",
-        recipient=row.email,
-        locale=row.locale,
-        context={"changed_at": now.isoformat()},
-        message_id=courier.new_message_id(settings.mail_from),
-        now=now,
-    )
+        # A separate PATCH: Auth0 refuses email_verified beside password. It carries
+        # the address the link went to: only that address may be marked verified.
+        await enqueue(conn, MARK_EMAIL_VERIFIED, ForAddress(row.user_id, row.email), now=now)
+    recipients = [row.email]
+    if current_email and not same_address(current_email, row.email):
+        # The address changed at Auth0 while the reset ran: tell both owners.
+        recipients.append(current_email)
+    for recipient in recipients:
+        await courier.queue(
+            conn,
+            template="changed",
+            recipient=recipient,
+            locale=row.locale,
+            context={"changed_at": now.isoformat()},
+            message_id=courier.new_message_id(settings.mail_from),
+            now=now,
+        )
     if settings.website_events_url:
         await courier.queue_event(
             conn,
@@ -110,7 +172,18 @@ async def settle_reset(
             {"user_id": row.user_id, "email": row.email, "at": now.isoformat()},
             now=now,
         )
-    return True
+
+
+async def _still_ours(conn: AsyncConnection, claim: Claim) -> TicketRow | None:
+    """The ticket's row if it is still held by `claim`, else None. `mark_used` and
+    `release` check only `state = 'claimed'`; a later confirm can claim a ticket only
+    after our lease lapsed, so the gap between this read and the write that follows
+    matters only past the lease (a conditional write on `claimed_until` in
+    storage.tickets would close it)."""
+    row = await tickets.by_id(conn, claim.ticket_id)
+    if row is None or row.state != tickets.CLAIMED or row.claimed_until != claim.until:
+        return None
+    return row
 
 
 @dataclass
@@ -141,20 +214,21 @@ class Confirms:
 
     # -- confirm --------------------------------------------------------------------
 
-    async def claim(self, row: TicketRow, now: datetime) -> tuple[bool, TicketRow | None]:
-        """Claim the ticket for one confirm; `(False, current row)` if someone else has
+    async def claim(self, row: TicketRow, now: datetime) -> tuple[Claim | None, TicketRow | None]:
+        """Claim the ticket for one confirm; `(None, current row)` if someone else has
         it. With the claim goes its guard job, in the same transaction."""
+        claim = Claim(secrets.token_urlsafe(18), row.id, now)
         async with self.db.begin() as conn:
             if not await tickets.claim(conn, row.id, now=now, lease=CLAIM_LEASE):
-                return False, await tickets.by_id(conn, row.id)
+                return None, await tickets.by_id(conn, row.id)
             await enqueue(
                 conn,
                 GUARD,
-                Guard(row.id, now.isoformat()),
+                Guard(row.id, now.isoformat(), claim.id),
                 now=now,
                 delay=CLAIM_LEASE + timedelta(seconds=5),
             )
-        return True, row
+        return claim, row
 
     async def confirm(
         self, value: str, password: str
@@ -163,14 +237,24 @@ class Confirms:
         row = await self.tickets.check(value, now)
         if isinstance(row, str):
             return TicketInvalid(row)
-        claimed, current = await self.claim(row, now)
-        if not claimed:
+        claim, current = await self.claim(row, now)
+        if claim is None:
             if current is not None and current.busy(now):
                 return TicketBusy()
             reason = current.status(now) if current else "unknown"
             return TicketInvalid("unknown" if reason == "valid" else reason)  # type: ignore[arg-type]
+        patched: Auth0User | None = None
         try:
-            await self.auth0.set_password(row.user_id, password)
+            # One extra GET before the PATCH: a confirm now waits for two Management API
+            # round trips instead of one (and spends one read of the rate limit). It is
+            # the only reliable way to learn that the address changed since the link was
+            # mailed: the log stream (`sce`) is optional, at-least-once and late.
+            user = await self.auth0.get_user(row.user_id)
+            moved = not same_address(user.email, row.email)
+            if not moved:
+                patched = await self.auth0.set_password(
+                    row.user_id, password, app_metadata=claim.marker()
+                )
         except Auth0PasswordRejected as exc:
             async with self.db.begin() as conn:
                 state = await tickets.release(
@@ -196,14 +280,113 @@ class Confirms:
                 "auth0 unavailable during confirm", extra={"fields": {"error": type(exc).__name__}}
             )
             return UpstreamDown(retry_after)
+        if moved:
+            return await self._void_moved(row)
+        current_email = patched.email if patched is not None and patched.email else user.email
         async with self.db.begin() as conn:
-            await settle_reset(conn, self.settings, row, now=self.now(), via_link=True)
+            settled = await _still_ours(conn, claim) is not None and await settle_reset(
+                conn,
+                self.settings,
+                row,
+                now=self.now(),
+                via_link=True,
+                current_email=current_email,
+            )
+        if not settled:
+            return await self._after_lost_claim(row, claim, current_email)
+        self._completed(row)
+        return Completed()
+
+    def _completed(self, row: TicketRow) -> None:
         self.metrics.tickets.labels("used").inc()
         self.wake_worker()
         log.info(
             "password reset completed",
             extra={"fields": {"user": mask_email(row.email), "purpose": row.purpose}},
         )
+
+    async def _void_moved(self, row: TicketRow) -> TicketInvalid:
+        """The user's address at Auth0 is no longer the one the link was mailed to:
+        the link is void, and so are the user's other open links."""
+        now = self.now()
+        async with self.db.begin() as conn:
+            await tickets.release(
+                conn, row.id, count_attempt=False, max_attempts=MAX_PASSWORD_ATTEMPTS
+            )
+            voided = await tickets.void_for_user(conn, row.user_id, now=now, reason="email_changed")
+        self.metrics.tickets.labels("voided").inc(voided)
+        log.info(
+            "confirm refused: the address changed at auth0 since the link was mailed",
+            extra={"fields": {"user": mask_email(row.email), "voided": voided}},
+        )
+        return TicketInvalid("revoked")
+
+    async def _after_lost_claim(
+        self, row: TicketRow, claim: Claim, current_email: str
+    ) -> Completed | TicketInvalid | TicketBusy:
+        """Our PATCH succeeded, but when we came to settle, the ticket was no longer
+        held by our claim: the lease lapsed (a stalled process or database) and the
+        guard, or a later confirm, got to it. Find out what happened and say that.
+
+        Whether our password is the one in force is what Auth0 says: its
+        `app_metadata` still holds our claim's id unless a later PATCH of ours
+        replaced it."""
+        now = self.now()
+        try:
+            user = await self.auth0.get_user(row.user_id)
+            ours = user.app_metadata.get(CLAIM_MARKER) == claim.id
+            current_email = user.email or current_email
+        except UserNotFound:
+            ours = False
+        except IdentityError as exc:
+            # Our PATCH's own answer, moments ago, is the newest word we have.
+            ours = True
+            log.warning(
+                "auth0 unreadable after a lapsed confirm",
+                extra={"fields": {"error": type(exc).__name__}},
+            )
+        async with self.db.begin() as conn:
+            current = await tickets.by_id(conn, row.id)
+            if current is None:
+                return TicketInvalid("unknown")
+            if current.busy(now):
+                return TicketBusy()  # a later confirm holds it; it settles or releases
+            status = current.status(now)
+            if not ours:
+                if status == "valid":
+                    # Someone else changed the password after ours: this link is spent.
+                    await tickets.void_for_user(
+                        conn, row.user_id, now=now, reason="password_changed"
+                    )
+                    status = "revoked"
+                log.warning(
+                    "confirm's claim lapsed and its password is no longer in force",
+                    extra={"fields": {"ticket": status}},
+                )
+                return TicketInvalid(status)  # type: ignore[arg-type]
+            if current.state == tickets.USED:
+                # Settled already: by the guard, which settles only on our claim's id,
+                # or by a later confirm whose PATCH landed before ours.
+                log.warning("confirm's claim lapsed; the ticket was settled meanwhile")
+                return Completed()
+            if status == "valid":
+                # Released (the guard looked before our PATCH landed): claim it again
+                # and settle it now, in this one transaction.
+                reclaimed = await tickets.claim(conn, row.id, now=now, lease=CLAIM_LEASE)
+                if reclaimed and await settle_reset(
+                    conn, self.settings, row, now=now, via_link=True, current_email=current_email
+                ):
+                    log.warning("confirm's claim lapsed; settled on a fresh claim")
+                    self._completed(row)
+                    return Completed()
+                return TicketBusy()
+            # Revoked or expired meanwhile: the ticket stays closed, but the password is
+            # set through this link all the same, and what follows a reset must follow.
+            await after_reset(
+                conn, self.settings, row, now=now, via_link=True, current_email=current_email
+            )
+        log.warning("confirm's claim lapsed; the ticket closed meanwhile, password set")
+        self.wake_worker()
         return Completed()
 
     # -- the guard ------------------------------------------------------------------
@@ -211,11 +394,12 @@ class Confirms:
     async def guard(self, run: JobRun, guard: Guard) -> None:
         """Settle a ticket whose confirm died between Auth0's answer and our commit."""
         claimed_at = datetime.fromisoformat(guard.claimed_at)
+        claim = Claim(guard.claim_id or "", guard.ticket_id, claimed_at)
         now = self.now()
         async with self.db.begin() as conn:
-            row = await tickets.by_id(conn, guard.ticket_id)
-        if row is None or row.state != tickets.CLAIMED:
-            return  # the confirm finished one way or the other
+            row = await _still_ours(conn, claim)
+        if row is None:
+            return  # the confirm finished one way or the other, or a later claim holds it
         if row.busy(now) and row.claimed_until is not None:
             raise Retry(
                 "confirm still in flight", after=(row.claimed_until - now).total_seconds() + 1
@@ -224,25 +408,64 @@ class Confirms:
             user = await self.auth0.get_user(row.user_id)
         except UserNotFound:
             async with self.db.begin() as conn:
-                await tickets.release(conn, row.id, count_attempt=False, max_attempts=1)
+                if await _still_ours(conn, claim) is not None:
+                    await tickets.release(conn, row.id, count_attempt=False, max_attempts=1)
             return
         except IdentityError as exc:
             raise retry_for(exc) from exc
+        ours = _our_patch(user, guard, claimed_at)
+        changed_elsewhere = (
+            not ours
+            and user.last_password_reset is not None
+            and user.last_password_reset >= claimed_at
+        )
         async with self.db.begin() as conn:
-            if user.last_password_reset is not None and user.last_password_reset >= claimed_at:
-                if await settle_reset(conn, self.settings, row, now=now, via_link=True):
+            if await _still_ours(conn, claim) is None:
+                return
+            if ours:
+                if await settle_reset(
+                    conn, self.settings, row, now=now, via_link=True, current_email=user.email
+                ):
                     self.metrics.tickets.labels("used").inc()
                     log.warning("confirm settled by guard after a lost commit")
-            else:
-                await tickets.release(conn, row.id, count_attempt=False, max_attempts=10)
+                return
+            await tickets.release(conn, row.id, count_attempt=False, max_attempts=10)
+            if changed_elsewhere:
+                # The password changed during the claim, but not by our PATCH (the
+                # user on Auth0's own page, an admin): as an `scp` event would, void
+                # the links issued before that change; run none of our follow-ups.
+                await tickets.void_for_user(
+                    conn,
+                    row.user_id,
+                    now=now,
+                    reason="password_changed",
+                    created_before=user.last_password_reset,
+                )
+                log.warning("guard: the password changed elsewhere during a confirm's claim")
 
     # -- follow-ups -----------------------------------------------------------------
 
     async def unblock(self, run: JobRun, user: ForUser) -> None:
         await follow_up("unblock", self.auth0.unblock(user.user_id))
 
-    async def mark_email_verified(self, run: JobRun, user: ForUser) -> None:
-        await follow_up("mark_email_verified", self.auth0.mark_email_verified(user.user_id))
+    async def mark_email_verified(self, run: JobRun, target: ForAddress) -> None:
+        """Mark the address verified, only if it is still the one the link went to."""
+        if not target.email:
+            log.info("mark_email_verified skipped: the job names no address")
+            return
+        try:
+            user = await self.auth0.get_user(target.user_id)
+        except UserNotFound:
+            log.info("user gone before mark_email_verified")
+            return
+        except IdentityError as exc:
+            raise retry_for(exc) from exc
+        if not same_address(user.email, target.email):
+            log.info("mark_email_verified skipped: the address changed since the link was mailed")
+            return
+        # Residual: Auth0 has no conditional PATCH, so an address change landing between
+        # this GET and the PATCH below would still get the flag (one round trip's window).
+        await follow_up("mark_email_verified", self.auth0.mark_email_verified(target.user_id))
 
     async def revoke_sessions(self, run: JobRun, user: ForUser) -> None:
         try:
@@ -252,3 +475,13 @@ class Confirms:
         except IdentityError as exc:
             raise retry_for(exc) from exc
         log.info("sessions revoked", extra={"fields": {"outcome": outcome}})
+
+
+def _our_patch(user: Auth0User, guard: Guard, claimed_at: datetime) -> bool:
+    """Whether Auth0 shows the password PATCH of this guard's claim."""
+    if guard.claim_id is not None:
+        # Written in the same PATCH as the password: present only if that PATCH was
+        # applied, and replaced by any later PATCH of ours.
+        return user.app_metadata.get(CLAIM_MARKER) == guard.claim_id
+    # A guard queued before the marker existed: any change after the claim counts.
+    return user.last_password_reset is not None and user.last_password_reset >= claimed_at

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.client import Auth0Client
 from identity.errors import IdentityError
+from identity.users import mailbox
 from resetrelay import courier
 from resetrelay.jobs.kinds import Kind, Registry
 from resetrelay.jobs.run import JobRun
@@ -167,6 +168,13 @@ class Requests:
             # their provider.) The website's answer was the same 202 either way.
             log.info("no database user for reset", extra={"fields": {"user": mask_email(email)}})
             return
+        address = mailbox(user.email or email)
+        if address is None:
+            # Auth0 holds a list, a display name or worse: never a recipient.
+            fields = {"user_id": user.user_id}
+            log.warning("user's address is not one mailbox; no mail", extra={"fields": fields})
+            self.metrics.mails.labels("bad_address").inc()
+            return
         locale = request.locale or user.locale or self.settings.default_locale
         async with self.db.begin() as conn:
             await issue(
@@ -174,7 +182,7 @@ class Requests:
                 self.settings,
                 self.codec,
                 user_id=user.user_id,
-                email=user.email or email,
+                email=address,
                 connection=user.connection or self.settings.auth0_connection,
                 locale=locale,
                 purpose="reset",

@@ -189,6 +189,82 @@ async def test_patch_email_verified_alone(http: httpx.AsyncClient, fake_time: Fa
     assert "last_password_reset" not in answer.json()
 
 
+async def test_patch_email_as_auth0_does(http: httpx.AsyncClient, state: EmulatorState) -> None:
+    headers = await bearer(http)
+    state.users["auth0|jane"].email_verified = True
+    answer = await http.patch(
+        "/api/v2/users/auth0%7Cjane", json={"email": "Jane.New@Example.COM"}, headers=headers
+    )
+    assert answer.status_code == 200
+    # Lower-cased for a database user; a new address is not verified.
+    assert answer.json()["email"] == "jane.new@example.com"
+    assert answer.json()["email_verified"] is False
+    found = await http.get(
+        "/api/v2/users-by-email", params={"email": "jane.new@example.com"}, headers=headers
+    )
+    assert [u["user_id"] for u in found.json()] == ["auth0|jane"]
+    old = await http.get(
+        "/api/v2/users-by-email", params={"email": "jane@example.com"}, headers=headers
+    )
+    assert old.json() == []
+    verified = await http.patch(
+        "/api/v2/users/auth0%7Cjane",
+        json={"email": "jane@example.com", "email_verified": True},
+        headers=headers,
+    )
+    assert verified.json()["email_verified"] is True
+
+
+async def test_patch_email_refusals(http: httpx.AsyncClient, state: EmulatorState) -> None:
+    headers = await bearer(http)
+    taken = await http.patch(
+        "/api/v2/users/auth0%7Cjane", json={"email": "Kim@example.com"}, headers=headers
+    )
+    assert taken.status_code == 409
+    assert taken.json()["message"] == "The specified new email already exists"
+    for body in ({"email": "not-an-address"}, {"email": 7}):
+        answer = await http.patch("/api/v2/users/auth0%7Cjane", json=body, headers=headers)
+        assert answer.status_code == 400
+    both = await http.patch(
+        "/api/v2/users/auth0%7Cjane",
+        json={"email": "new@example.com", "username": "jane"},
+        headers=headers,
+    )
+    assert both.json()["message"] == "Cannot update username and email simultaneously"
+    assert state.users["auth0|jane"].email == "jane@example.com"
+
+
+async def test_app_metadata_is_merged_on_the_first_level(
+    http: httpx.AsyncClient, state: EmulatorState
+) -> None:
+    headers = await bearer(http)
+    path = "/api/v2/users/auth0%7Cjane"
+    await http.patch(path, json={"app_metadata": {"plan": "full", "a": {"x": 1}}}, headers=headers)
+    answer = await http.patch(path, json={"app_metadata": {"a": {"y": 2}}}, headers=headers)
+    assert answer.json()["app_metadata"] == {"plan": "full", "a": {"y": 2}}
+    answer = await http.patch(path, json={"app_metadata": {"plan": None}}, headers=headers)
+    assert answer.json()["app_metadata"] == {"a": {"y": 2}}
+    answer = await http.patch(path, json={"app_metadata": {}}, headers=headers)
+    assert answer.json()["app_metadata"] == {}
+    bad = await http.patch(path, json={"app_metadata": "x"}, headers=headers)
+    assert bad.status_code == 400
+
+
+async def test_app_metadata_goes_with_the_password_or_not_at_all(
+    http: httpx.AsyncClient, state: EmulatorState
+) -> None:
+    headers = await bearer(http)
+    path = "/api/v2/users/auth0%7Cjane"
+    body = {"connection": "Username-Password-Authentication", "app_metadata": {"m": "1"}}
+    weak = await http.patch(path, json={**body, "password": "weak"}, headers=headers)
+    assert weak.status_code == 400
+    assert state.users["auth0|jane"].app_metadata == {}
+    done = await http.patch(path, json={**body, "password": STRONG}, headers=headers)
+    assert done.status_code == 200
+    assert done.json()["app_metadata"] == {"m": "1"}
+    assert "last_password_reset" in done.json()
+
+
 async def test_patch_password_needs_the_users_connection(http: httpx.AsyncClient) -> None:
     headers = await bearer(http)
     for body in ({"password": STRONG}, {"password": STRONG, "connection": "Other"}):

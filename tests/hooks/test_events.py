@@ -64,3 +64,42 @@ def test_unknown_type_is_422() -> None:
     with pytest.raises(HookError) as info:
         parse(body("password_reset.exploded", email="a@b.co"))
     assert (info.value.status, info.value.code) == (422, "unknown_event_type")
+
+
+# One address string must not become several recipients: a list, a display name, a
+# group or anything the mail code could not carry is refused at the door, by name.
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@x.example,evil@y.example",
+        "a@x.example, evil@y.example",
+        "a@x.example;evil@y.example",
+        "Name <evil@y.example>",
+        "<evil@y.example>",
+        "friends: a@x.example, evil@y.example;",
+        "a@x.example (evil@y.example)",
+        '"a,b"@x.example',
+        "user@[127.0.0.1]",
+        "a@x.example\nbcc: evil@y.example",
+        "a\u2028b@x.example",
+        "a@@x.example",
+        "a@localhost",
+    ],
+)
+def test_not_exactly_one_address_is_refused(email: str) -> None:
+    with pytest.raises(HookError) as info:
+        parse(body(email=email))
+    assert (info.value.status, info.value.code) == (400, "invalid_payload")
+    assert info.value.message == "data.email: is not an email address."
+
+
+@pytest.mark.parametrize(
+    ("email", "stored"),
+    [
+        ("Jöran@Example.com", "jöran@example.com"),  # SMTPUTF8, as the mail code sends it
+        ("用户@例子.广告", "用户@例子.广告"),
+        ("o'brien+reset@mail.example.co.uk", "o'brien+reset@mail.example.co.uk"),
+    ],
+)
+def test_one_address_is_accepted_international_ones_too(email: str, stored: str) -> None:
+    assert parse(body(email=email))[1] == Requested(email=stored)

@@ -307,6 +307,32 @@ async def test_set_password(auth0: Auth0Client, state: EmulatorState, http: Any)
     assert signed_in.status_code == 200
 
 
+async def test_set_password_with_app_metadata_in_the_same_patch(
+    auth0: Auth0Client, state: EmulatorState
+) -> None:
+    patched = await auth0.set_password("auth0|jane", STRONG, app_metadata={"resetrelay_claim": "c"})
+    assert patched is not None
+    assert patched.app_metadata == {"resetrelay_claim": "c"}
+    assert patched.email == "jane@example.com" and patched.last_password_reset is not None
+    [patch] = [r for r in state.requests() if r["method"] == "PATCH"]
+    assert patch["json"] == {
+        "password": "[redacted]",
+        "connection": CONNECTION,
+        "app_metadata": {"resetrelay_claim": "c"},
+    }
+    assert (await auth0.get_user("auth0|jane")).app_metadata == {"resetrelay_claim": "c"}
+
+
+async def test_set_password_survives_an_odd_success_body(make_client: ClientFactory) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return token_answer()
+        return httpx.Response(200, text="not json")
+
+    async with make_client(httpx.MockTransport(answer)) as client:
+        assert await client.set_password("auth0|jane", STRONG) is None
+
+
 @pytest.mark.parametrize(
     ("password", "rule", "message"),
     [

@@ -8,6 +8,7 @@ service in-process; TLS certificates come from a throwaway CA made here.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import text
 
 from devkit.emulator import create_emulator
 from hooks.app import create_app
@@ -271,3 +273,131 @@ async def test_one_batch_sends_each_live_mail_once_and_marks_the_expired_one(
     assert await runtime.worker.drain() == 0
     assert len(server.handler.received) == 3  # and nothing goes out a second time
     assert 'resetrelay_mails_total{event="expired"} 1.0' in await service.metric("")
+
+
+# -- recipients: exactly one RCPT TO, from the row, or none ------------------------------
+
+
+async def issue_to(runtime: Runtime, address: str, now: datetime) -> None:
+    """A reset mail whose stored recipient is `address`, as an older release (or a
+    stored user address before it was checked) could have left it in the outbox."""
+    async with runtime.db.begin() as conn:
+        await issue(
+            conn,
+            runtime.settings,
+            runtime.codec,
+            user_id="auth0|someone",
+            email=address,
+            connection="Username-Password-Authentication",
+            locale="en",
+            purpose="reset",
+            now=now,
+        )
+
+
+async def last_errors(runtime: Runtime) -> list[str | None]:
+    async with runtime.db.begin() as conn:
+        rows = await conn.execute(text("SELECT last_error FROM mail_messages ORDER BY id"))
+        return [row[0] for row in rows]
+
+
+# Each names more than one mailbox, or none a relay could take; the header route
+# (aiosmtplib reading To) sent the live link to every one of them.
+UNBUILDABLE = [
+    "jane@example.com, evil@y.example",
+    "jane@example.com,evil@y.example",
+    "Jane <evil@y.example>",
+    "friends: jane@example.com, evil@y.example;",
+    '"jane@example.com" <evil@y.example>',
+    "jane@example.com\r\nBcc: evil@y.example",
+    "jane@example.com\n",
+    "jane\u2028@example.com",
+    "user@[127.0.0.1]",
+]
+
+
+@pytest.mark.parametrize("address", UNBUILDABLE)
+async def test_a_mail_that_cannot_be_built_is_dead_at_once_with_one_warning(
+    build: Build, smtp: Any, clock: Clock, address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = smtp(Recorder())
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    runtime = service.runtime
+    await issue_to(runtime, address, clock())
+    with caplog.at_level(logging.INFO):
+        assert await runtime.worker.run_once() == 1
+    clock.advance(3600)
+    assert await runtime.worker.drain() == 0  # not retried
+    assert server.handler.received == []  # no RCPT TO at all
+    assert await service.mail_states() == {"dead": 1}
+    async with runtime.db.begin() as conn:
+        stats = await jobs.stats(conn, now=clock())
+    assert (stats.depth, stats.dead) == (0, 0)  # the job is done, not buried
+    [error] = await last_errors(runtime)
+    assert error is not None and error.startswith("cannot be built")
+    assert "evil" not in error and "jane" not in error
+    ours = [r for r in caplog.records if r.name == "resetrelay.courier"]
+    assert [(r.levelno, r.getMessage()) for r in ours] == [
+        (logging.WARNING, "mail cannot be built; dead")
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    for record in caplog.records:
+        assert "evil" not in record.getMessage() and "evil" not in str(
+            getattr(record, "fields", "")
+        )
+    metrics = await service.metric("")
+    assert 'resetrelay_mails_total{event="unbuildable"} 1.0' in metrics
+    assert 'resetrelay_mails_total{event="dead"} 1.0' in metrics
+
+
+async def test_one_bad_mail_does_not_hold_back_its_batch(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    server = smtp(Recorder())
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    await issue_mail(service.runtime, "ann", clock())
+    await issue_to(service.runtime, "bob@example.com,\nevil@y.example", clock())
+    await issue_mail(service.runtime, "cy", clock())
+    assert await service.runtime.worker.run_once() == 3
+    assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
+        "ann@example.com",
+        "cy@example.com",
+    ]
+    assert all(len(r.rcpt_tos) == 1 for r in server.handler.received)
+    assert await service.mail_states() == {"sent": 2, "dead": 1}
+
+
+async def test_the_envelope_is_the_rows_one_recipient(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    server = smtp(Recorder())
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    await issue_to(service.runtime, "o'brien+reset@example.com", clock())
+    await service.runtime.worker.drain()
+    [received] = server.handler.received
+    assert received.rcpt_tos == ["o'brien+reset@example.com"]
+    assert received.message()["To"] == "o'brien+reset@example.com"
+
+
+async def test_a_refusal_that_echoes_the_address_is_stored_and_logged_masked(
+    build: Build, smtp: Any, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = "john.smith&evil@example.com"
+    handler = RefusingRecipients(reply=f"550 5.1.1 <{address}>: Recipient rejected", times=9)
+    server = smtp(handler)
+    service = await build(f"smtp://127.0.0.1:{server.port}")
+    await issue_to(service.runtime, address, clock())
+    with caplog.at_level(logging.INFO):
+        await service.runtime.worker.drain()
+    assert await service.mail_states() == {"dead": 1}
+    [error] = await last_errors(service.runtime)
+    assert error == "recipient refused: 550 5.1.1 <j***@example.com>: Recipient rejected"
+    async with service.runtime.db.begin() as conn:
+        job_errors = [row[0] for row in await conn.execute(text("SELECT last_error FROM jobs"))]
+    ours = [r for r in caplog.records if r.name.startswith("resetrelay")]  # not the test relay's
+    assert ours
+    for logged in [*job_errors, *(r.getMessage() for r in ours)] + [
+        str(getattr(r, "fields", "")) for r in ours
+    ]:
+        assert "smith" not in str(logged) and "evil" not in str(logged)

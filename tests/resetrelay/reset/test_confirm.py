@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from resetrelay.reset.confirm import settle_reset
+from identity.users import Auth0User
+from resetrelay.reset.confirm import CLAIM_MARKER, Guard, _our_patch, same_address, settle_reset
 from resetrelay.reset.requests import issue
 from resetrelay.reset.tickets import TicketCodec
 from resetrelay.settings import Settings
@@ -77,3 +78,61 @@ async def test_settle_reset_does_nothing_for_a_ticket_no_longer_claimed(
         assert await settle_reset(conn, settings, row, now=clock(), via_link=True)
         assert not await settle_reset(conn, settings, row, now=clock(), via_link=True)
     assert "auth0.revoke_sessions" not in await _kinds(database)
+
+
+async def test_settle_reset_tells_both_addresses_when_the_address_moved(
+    database: Database, database_url: str, clock: Clock, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(database_url)
+    row = await _claimed(database, settings, clock)
+    async with database.begin() as conn:
+        assert await settle_reset(
+            conn, settings, row, now=clock(), via_link=True, current_email="New@Example.com"
+        )
+        counts = await outbox.counts(conn)
+    assert counts == {"queued": 3}  # reset + "changed" to the old and to the new address
+
+
+async def test_settle_reset_one_changed_mail_when_only_the_case_differs(
+    database: Database, database_url: str, clock: Clock, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(database_url)
+    row = await _claimed(database, settings, clock)
+    async with database.begin() as conn:
+        assert await settle_reset(
+            conn, settings, row, now=clock(), via_link=True, current_email="Jane@Example.com"
+        )
+        assert await outbox.counts(conn) == {"queued": 2}
+
+
+def test_same_address_ignores_case_only() -> None:
+    assert same_address("Jane@Example.com", "jane@example.com")
+    assert not same_address("jane@example.com", "jane@example.org")
+    assert not same_address("", "jane@example.com")
+
+
+def _user(app_metadata: dict[str, str], reset: datetime | None) -> Auth0User:
+    return Auth0User(
+        user_id="auth0|jane",
+        email="jane@example.com",
+        email_verified=False,
+        connection="Username-Password-Authentication",
+        is_database_user=True,
+        locale=None,
+        last_password_reset=reset,
+        app_metadata=app_metadata,
+    )
+
+
+def test_the_guards_proof_is_its_claims_id() -> None:
+    claimed = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    later = claimed + timedelta(seconds=10)
+    guard = Guard("t1", claimed.isoformat(), "claim-1")
+    assert _our_patch(_user({CLAIM_MARKER: "claim-1"}, later), guard, claimed)
+    # A change after the claim, by someone else: not ours.
+    assert not _our_patch(_user({}, later), guard, claimed)
+    assert not _our_patch(_user({CLAIM_MARKER: "claim-0"}, later), guard, claimed)
+    # A guard queued before the marker existed keeps the time-window proof.
+    legacy = Guard("t1", claimed.isoformat())
+    assert _our_patch(_user({}, later), legacy, claimed)
+    assert not _our_patch(_user({}, claimed - timedelta(seconds=1)), legacy, claimed)

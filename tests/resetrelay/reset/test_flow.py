@@ -100,6 +100,33 @@ class Stack:
     def fault(self, **spec: Any) -> None:
         httpx.post(f"{self.auth0_url}/__emulator/faults", json=spec).raise_for_status()
 
+    def auth0_patch(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A Management API PATCH from elsewhere (an admin, the user's profile page)."""
+        token = httpx.post(
+            f"{self.auth0_url}/oauth/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": "emulator-client",
+                "client_secret": "emulator-secret",
+                "audience": "https://acme.eu.auth0.com/api/v2/",
+            },
+        ).json()["access_token"]
+        answer = httpx.patch(
+            f"{self.auth0_url}/api/v2/users/{user_id.replace('|', '%7C')}",
+            json=body,
+            headers={"authorization": f"Bearer {token}"},
+        )
+        answer.raise_for_status()
+        user: dict[str, Any] = answer.json()
+        return user
+
+    def auth0_user(self, user_id: str) -> dict[str, Any]:
+        user: dict[str, Any] = httpx.get(f"{self.auth0_url}/__emulator/users/{user_id}").json()
+        return user
+
+    def password_patches(self) -> list[dict[str, Any]]:
+        return [c for c in self.calls("PATCH", "/users/") if "password" in (c.get("json") or {})]
+
 
 @pytest.fixture
 def emulator_url() -> Iterator[str]:
@@ -395,10 +422,10 @@ async def _crash_after_claim(stack: Stack, *, set_password: bool) -> str:
     confirms = stack.runtime.confirms
     row = await confirms.tickets.find(ticket)
     assert row is not None
-    claimed, _ = await confirms.claim(row, stack.clock())
-    assert claimed
-    if set_password:
-        await stack.runtime.auth0.set_password(row.user_id, STRONG)
+    claim, _ = await confirms.claim(row, stack.clock())
+    assert claim is not None
+    if set_password:  # as confirm does: the claim's id in the same PATCH
+        await stack.runtime.auth0.set_password(row.user_id, STRONG, app_metadata=claim.marker())
     return ticket
 
 
@@ -423,3 +450,162 @@ async def test_guard_releases_a_confirm_that_died_before_auth0_answered(stack: S
     assert (await stack.send("password_reset.verify", ticket=ticket)).json()["valid"] is True
     done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
     assert done.status_code == 200
+
+
+# -- the address changed at Auth0 after the link was mailed ---------------------------
+
+
+async def test_a_link_to_an_old_address_is_void_after_the_address_changed(stack: Stack) -> None:
+    ticket = await request_ticket(stack)
+    # No `sce` from a log stream: the change is known only to Auth0.
+    stack.auth0_patch("auth0|jane", {"email": "Jane.New@Example.com"})
+    answer = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert (answer.status_code, answer.json()["error"], answer.json()["reason"]) == (
+        410,
+        "ticket_invalid",
+        "revoked",
+    )
+    assert stack.password_patches() == []  # nothing set at Auth0
+    await stack.drain()
+    jane = stack.auth0_user("auth0|jane")
+    assert jane["password_changed"] == 0 and jane["email_verified"] is False
+    assert not any("email_verified" in (c.get("json") or {}) for c in stack.calls("PATCH", "/"))
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json() == {
+        "valid": False,
+        "reason": "revoked",
+    }
+    assert len(stack.mails()) == 1  # the reset mail only
+
+
+async def test_an_address_change_racing_the_confirm(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = await request_ticket(stack)
+    auth0 = stack.runtime.confirms.auth0
+    set_password = auth0.set_password
+
+    async def change_first(*args: Any, **kwargs: Any) -> Any:
+        # The address changes between the confirm's GET and its PATCH.
+        stack.auth0_patch("auth0|jane", {"email": "new-owner@example.com"})
+        return await set_password(*args, **kwargs)
+
+    monkeypatch.setattr(auth0, "set_password", change_first)
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert done.status_code == 200
+    await stack.drain()
+    # email_verified only ever for the address the link went to: not for the new one.
+    assert not any("email_verified" in (c.get("json") or {}) for c in stack.calls("PATCH", "/"))
+    assert stack.auth0_user("auth0|jane")["email_verified"] is False
+    changed = [m["To"] for m in stack.mails()[1:]]
+    assert sorted(changed) == [JANE, "new-owner@example.com"]  # both owners are told
+
+
+# -- a confirm whose claim lapsed ------------------------------------------------------
+
+
+def _slow_patch(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, before: Any = None, after: Any = None
+) -> None:
+    """The confirm's password PATCH takes longer than the claim's lease: `before` runs
+    while it is on its way, `after` once Auth0 applied it (both only for the first one)."""
+    auth0 = stack.runtime.confirms.auth0
+    set_password = auth0.set_password
+    first = [True]
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        if not first[0]:
+            return await set_password(*args, **kwargs)
+        first[0] = False
+        if before is not None:
+            await before()
+        result = await set_password(*args, **kwargs)
+        if after is not None:
+            await after()
+        return result
+
+    monkeypatch.setattr(auth0, "set_password", slow)
+
+
+async def test_lapsed_claim_released_by_the_guard_is_settled_on_a_fresh_claim(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = await request_ticket(stack)
+
+    async def lease_runs_out() -> None:
+        stack.clock.advance(70)
+        await stack.drain()  # the guard looks before our PATCH landed: it releases
+
+    _slow_patch(stack, monkeypatch, before=lease_runs_out)
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert (done.status_code, done.json()) == (200, {"status": "completed"})
+    # 200 is true only if the ticket is used and what follows a reset happened.
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json() == {
+        "valid": False,
+        "reason": "used",
+    }
+    await stack.drain()
+    assert [m["To"] for m in stack.mails()] == [JANE, JANE]  # reset + changed
+    assert stack.calls("DELETE", "/api/v2/user-blocks/")
+
+
+async def test_lapsed_claim_settled_by_the_guard_from_our_patch_answers_200(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = await request_ticket(stack)
+
+    async def lease_runs_out() -> None:
+        stack.clock.advance(70)
+        await stack.drain()  # the guard finds our claim's id at Auth0: it settles
+
+    _slow_patch(stack, monkeypatch, after=lease_runs_out)
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert (done.status_code, done.json()) == (200, {"status": "completed"})
+    await stack.drain()
+    assert len(stack.mails()) == 2  # reset + one "changed" (the guard's)
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json()["reason"] == "used"
+
+
+async def test_lapsed_claim_overtaken_by_a_later_confirm_says_used(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = await request_ticket(stack)
+    later: list[httpx.Response] = []
+
+    async def lease_runs_out() -> None:
+        stack.clock.advance(70)
+        await stack.drain()  # the guard releases the ticket
+
+    async def another_confirm() -> None:
+        # The user, tired of waiting, submits again; that confirm's PATCH lands after ours.
+        later.append(
+            await stack.send("password_reset.confirm", ticket=ticket, new_password="An0ther-G00d-1")
+        )
+
+    _slow_patch(stack, monkeypatch, before=lease_runs_out, after=another_confirm)
+    first = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert later[0].status_code == 200
+    # Our password is not the one in force: the later confirm's is.
+    assert (first.status_code, first.json()["reason"]) == (410, "used")
+    assert len(stack.password_patches()) == 2
+
+
+# -- the guard's proof is our own PATCH -------------------------------------------------
+
+
+async def test_guard_does_not_take_a_change_made_elsewhere_for_ours(stack: Stack) -> None:
+    ticket = await _crash_after_claim(stack, set_password=False)
+    # Within the claim's minute, the password changes elsewhere (an admin, Auth0's page).
+    stack.auth0_patch(
+        "auth0|jane",
+        {"password": "Admin-Ch0sen-1", "connection": "Username-Password-Authentication"},
+    )
+    stack.clock.advance(70)
+    await stack.drain()
+    assert not stack.calls("DELETE", "/api/v2/user-blocks/")  # none of our follow-ups
+    assert not any("email_verified" in (c.get("json") or {}) for c in stack.calls("PATCH", "/"))
+    assert len(stack.mails()) == 1  # no "changed" mail of ours
+    # As an `scp` event would: the link from before the change is void.
+    assert (await stack.send("password_reset.verify", ticket=ticket)).json() == {
+        "valid": False,
+        "reason": "revoked",
+    }
