@@ -1,4 +1,5 @@
-"""Request ids and one JSON access line per request (pure ASGI, no body buffering)."""
+"""Request ids, one JSON access line per request that needs attention, and every
+answer counted by route and status (pure ASGI, no body buffering)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,25 @@ from resetrelay.logs import new_request_id, request_id
 
 log = logging.getLogger("resetrelay.access")
 SLOW = 1.0  # seconds
+# The label is the route, never the raw path: a path is the client's choice, and
+# every distinct label value is a series Prometheus keeps.
+_ROUTES = frozenset(
+    {
+        "/hooks/website",
+        "/hooks/auth0",
+        "/hooks/auth0/actions",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    }
+)
+
+
+def route_of(path: str) -> str:
+    if path in _ROUTES:
+        return path
+    return "/preview/mail/{template}" if path.startswith("/preview/mail/") else "other"
 
 
 class RequestIdMiddleware:
@@ -41,6 +61,10 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+            if runtime is not None:
+                # Every answer, 503s and the ones errors produced included.
+                runtime.metrics.answers.labels(route_of(scope["path"]), str(status)).inc()
             elapsed = time.perf_counter() - started
             # The platform's router logs every request; we log what needs attention
             # (errors, slow answers) at INFO and the rest at DEBUG, which keeps the

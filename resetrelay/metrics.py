@@ -31,6 +31,12 @@ class Metrics:
             ["type", "outcome"],
             registry=r,
         )
+        self.answers = Counter(
+            "resetrelay_answers",
+            "HTTP answers by route and status (every one, errors included)",
+            ["route", "status"],
+            registry=r,
+        )
         self.tickets = Counter(
             "resetrelay_tickets", "Tickets issued/used/expired/voided", ["event"], registry=r
         )

@@ -108,3 +108,20 @@ async def test_metrics_want_the_token_when_one_is_set(
         answer = await client.get("/metrics", headers=right)
         assert answer.status_code == 200
         assert "_created" not in answer.text
+
+
+async def test_every_answer_is_counted_by_route_and_status(
+    tmp_path: Path, clock: Clock, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path}/never-migrated.db")
+    async for client, runtime in _client(settings, clock):
+        await client.post("/hooks/website", content=b"{}", headers={"content-type": "x/y"})
+        await client.get("/nope/../../etc")
+        await client.get("/readyz")  # no schema yet: 503
+        counted = {
+            (route, status): runtime.metrics.registry.get_sample_value(
+                "resetrelay_answers_total", {"route": route, "status": status}
+            )
+            for route, status in (("/hooks/website", "415"), ("other", "404"), ("/readyz", "503"))
+        }
+        assert set(counted.values()) == {1.0}
