@@ -263,6 +263,12 @@ async def stats(conn: AsyncConnection, *, now: datetime) -> QueueStats:
     return QueueStats(depth=int(row[0]), oldest_age_seconds=age, dead=int(dead))
 
 
+def update_payload_sync(conn: Connection, job: ClaimedJob, payload: dict[str, Any]) -> bool:
+    """`update_payload` for `Database.run`."""
+    result = conn.execute(update(_jobs).where(_owned(job)).values(payload=payload))
+    return result.rowcount == 1
+
+
 async def update_payload(conn: AsyncConnection, job: ClaimedJob, payload: dict[str, Any]) -> bool:
     """Record progress inside a running job (e.g. "rate limit already counted")."""
     result = await conn.execute(update(_jobs).where(_owned(job)).values(payload=payload))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import RateBudget, RateCounter, RateEvent
@@ -26,7 +27,7 @@ _events = table(RateEvent)
 _budgets = table(RateBudget)
 
 
-async def _lock(conn: AsyncConnection, key: str) -> None:
+def _lock(conn: Connection, key: str) -> None:
     """Serialise deciders of one key until the transaction ends: under PostgreSQL's
     READ COMMITTED two concurrent admits would each count the same rows and both
     insert. SQLite's write transactions are BEGIN IMMEDIATE: one at a time already."""
@@ -34,43 +35,59 @@ async def _lock(conn: AsyncConnection, key: str) -> None:
         return
     digest = hashlib.sha256(f"resetrelay.ratelimits:{key}".encode()).digest()
     lock = int.from_bytes(digest[:8], "big", signed=True)
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+
+
+def admit_sync(
+    conn: Connection, key: str, *, now: datetime, limit: int, window_seconds: int
+) -> bool:
+    """Record one event under `key` and return True if fewer than `limit` were admitted
+    in the `window_seconds` before `now`; else record nothing and return False. A
+    refused event does not count, so a flood does not lengthen its own lock-out.
+    Synchronous, for `Database.run` (one thread hop on SQLite)."""
+    _lock(conn, key)
+    since = now - timedelta(seconds=window_seconds)
+    seen = conn.execute(
+        select(func.count()).where(_events.c.key == key, _events.c.at > since)
+    ).scalar_one()
+    if seen >= limit:
+        return False
+    conn.execute(_events.insert().values(key=key, at=now))
+    return True
+
+
+def take_sync(conn: Connection, key: str, *, now: datetime, rate: float, burst: float) -> float:
+    """Take one unit of the budget `key` (GCRA: `rate` units a second, up to `burst`
+    at once). Returns 0.0 when taken, else the seconds until one would be."""
+    _lock(conn, key)
+    interval = timedelta(seconds=1.0 / rate)
+    tolerance = timedelta(seconds=max(0.0, burst - 1.0) / rate)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(_budgets).values(key=key, tat=now).on_conflict_do_nothing())
+    stored: datetime = conn.execute(
+        select(_budgets.c.tat).where(_budgets.c.key == key)
+    ).scalar_one()
+    tat = max(stored, now)
+    if tat - now > tolerance:
+        return (tat - now - tolerance).total_seconds()
+    conn.execute(update(_budgets).where(_budgets.c.key == key).values(tat=tat + interval))
+    return 0.0
 
 
 async def admit(
     conn: AsyncConnection, key: str, *, now: datetime, limit: int, window_seconds: int
 ) -> bool:
-    """Record one event under `key` and return True if fewer than `limit` were admitted
-    in the `window_seconds` before `now`; else record nothing and return False. A
-    refused event does not count, so a flood does not lengthen its own lock-out."""
-    await _lock(conn, key)
-    since = now - timedelta(seconds=window_seconds)
-    seen = (
-        await conn.execute(select(func.count()).where(_events.c.key == key, _events.c.at > since))
-    ).scalar_one()
-    if seen >= limit:
-        return False
-    await conn.execute(_events.insert().values(key=key, at=now))
-    return True
+    """`admit_sync` in the caller's async transaction."""
+    return await conn.run_sync(
+        lambda sync: admit_sync(sync, key, now=now, limit=limit, window_seconds=window_seconds)
+    )
 
 
 async def take(
     conn: AsyncConnection, key: str, *, now: datetime, rate: float, burst: float
 ) -> float:
-    """Take one unit of the budget `key` (GCRA: `rate` units a second, up to `burst`
-    at once). Returns 0.0 when taken, else the seconds until one would be."""
-    await _lock(conn, key)
-    interval = timedelta(seconds=1.0 / rate)
-    tolerance = timedelta(seconds=max(0.0, burst - 1.0) / rate)
-    await conn.execute(upsert(conn, _budgets).values(key=key, tat=now).on_conflict_do_nothing())
-    stored: datetime = (
-        await conn.execute(select(_budgets.c.tat).where(_budgets.c.key == key))
-    ).scalar_one()
-    tat = max(stored, now)
-    if tat - now > tolerance:
-        return (tat - now - tolerance).total_seconds()
-    await conn.execute(update(_budgets).where(_budgets.c.key == key).values(tat=tat + interval))
-    return 0.0
+    """`take_sync` in the caller's async transaction."""
+    return await conn.run_sync(lambda sync: take_sync(sync, key, now=now, rate=rate, burst=burst))
 
 
 def window_start(now: datetime, window_seconds: int) -> datetime:

@@ -22,6 +22,7 @@ import ipaddress
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resetrelay.keys import keyed_digest
@@ -56,10 +57,16 @@ class RequestLimits:
         self, conn: AsyncConnection, email: str, client_ip: str | None, *, now: datetime
     ) -> Scope | None:
         """Count one request in the caller's transaction; the limit it broke, if any."""
+        return await conn.run_sync(lambda sync: self.refused_sync(sync, email, client_ip, now=now))
+
+    def refused_sync(
+        self, conn: Connection, email: str, client_ip: str | None, *, now: datetime
+    ) -> Scope | None:
+        """`refused` for `Database.run`: every statement in one thread hop on SQLite."""
         s = self._settings
         # The global ceiling first: a refused request must not use up an address's quota.
         ceiling = s.requests_ceiling
-        if ceiling is not None and await ratelimits.take(
+        if ceiling is not None and ratelimits.take_sync(
             conn,
             "global:requested",
             now=now,
@@ -68,7 +75,7 @@ class RequestLimits:
         ):
             return self._refuse("global")
         per_email = s.rate_limit_per_email
-        if not await ratelimits.admit(
+        if not ratelimits.admit_sync(
             conn,
             "email:" + keyed_digest(self._key, email),
             now=now,
@@ -78,7 +85,7 @@ class RequestLimits:
             return self._refuse("email")
         network = network_of(client_ip) if client_ip else None
         per_ip = s.rate_limit_per_ip
-        if network is not None and not await ratelimits.admit(
+        if network is not None and not ratelimits.admit_sync(
             conn,
             "ip:" + keyed_digest(self._key, network),
             now=now,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.client import Auth0Client
@@ -32,7 +33,7 @@ from identity.errors import IdentityError
 from identity.users import mailbox
 from resetrelay import courier
 from resetrelay.jobs.kinds import Kind, Registry
-from resetrelay.jobs.run import JobRun
+from resetrelay.jobs.run import JobRun, Retry
 from resetrelay.keys import derive
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
@@ -41,7 +42,7 @@ from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.tickets import TicketCodec
 from resetrelay.reset.upstream import retry_for
 from resetrelay.settings import Settings
-from storage import intake, tickets
+from storage import intake, jobs, tickets
 from storage.database import Database
 
 log = logging.getLogger("resetrelay.requests")
@@ -141,17 +142,28 @@ class Requests:
 
     async def _over_limit(self, run: JobRun, request: Requested) -> bool:
         """Count this request against its limits (reset.limits), once per job even if
-        it is retried: the verdict is saved in the job with the count."""
+        it is retried: the verdict is saved in the job with the count, and a refused
+        request's job completes in the same transaction. Synchronous statements in
+        one `Database.run`: one thread hop on SQLite, where the worker shares the
+        write lock with the request path."""
         if request.over_limit is not None:
             return request.over_limit
-        async with self.db.begin() as conn:
-            refused = await self._limits.refused(
-                conn, request.email, request.client_ip, now=self.now()
-            )
+        now = self.now()
+
+        def count(conn: Connection) -> tuple[bool, bool]:
+            refused = self._limits.refused_sync(conn, request.email, request.client_ip, now=now)
             over = refused is not None
-            await run.save(conn, REQUESTED.encode(replace(request, over_limit=over)))
-            if over:
-                await run.complete(conn)
+            jobs.update_payload_sync(
+                conn, run.job, REQUESTED.encode(replace(request, over_limit=over))
+            )
+            done = over and run.job.id in jobs.complete_many_sync(conn, [run.job], now=now)
+            return over, done
+
+        over, done = await self.db.run(count)
+        if over:
+            if not done:
+                raise Retry("lease lost before completion")
+            run.completed = True
         return over
 
     async def handle(self, run: JobRun, request: Requested) -> None:
