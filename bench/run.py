@@ -128,9 +128,7 @@ def bench_outbox(mails: int, rounds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument(
-        "--only", choices=["requested", "latency", "logstream", "outbox", "limits"]
-    )
+    parser.add_argument("--only", choices=["requested", "latency", "logstream", "outbox", "limits"])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)

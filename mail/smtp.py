@@ -237,18 +237,8 @@ class SmtpMailer:
 
     async def _connect(self) -> _Connection:
         target = self._target
-        client = aiosmtplib.SMTP(
-            hostname=target.host,
-            port=target.port,
-            username=target.username,
-            password=target.password,
-            use_tls=target.tls is TlsMode.IMPLICIT,
-            # None = upgrade if offered, True = insist, False = already TLS.
-            start_tls={
-                TlsMode.OPPORTUNISTIC: None,
-                TlsMode.STARTTLS: True,
-                TlsMode.IMPLICIT: False,
-            }[target.tls],
+        client = smtp_client(
+            target,
             tls_context=self._tls_context,
             timeout=self._timeout,
             local_hostname=self._local_hostname,
@@ -308,3 +298,29 @@ def _mail_error(exc: Exception, target: SmtpTarget, recipients: Sequence[str]) -
         kind = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
         return TransientMailError(_safe(f"SMTP {kind}: {exc}"))
     return PermanentMailError(_safe(f"message cannot be sent: {exc}"))
+
+
+def smtp_client(
+    target: SmtpTarget,
+    *,
+    tls_context: ssl.SSLContext | None,
+    timeout: float,
+    local_hostname: str | None = None,
+) -> aiosmtplib.SMTP:
+    """An unconnected client for `target`, with TLS and login as its URL says."""
+    return aiosmtplib.SMTP(
+        hostname=target.host,
+        port=target.port,
+        username=target.username,
+        password=target.password,
+        use_tls=target.tls is TlsMode.IMPLICIT,
+        # None = upgrade if offered, True = insist, False = already TLS.
+        start_tls={
+            TlsMode.OPPORTUNISTIC: None,
+            TlsMode.STARTTLS: True,
+            TlsMode.IMPLICIT: False,
+        }[target.tls],
+        tls_context=tls_context,
+        timeout=timeout,
+        local_hostname=local_hostname,
+    )

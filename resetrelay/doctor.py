@@ -34,7 +34,7 @@ from jose import JWTError, jwt
 from sqlalchemy import make_url
 
 from identity.answers import error_fields
-from mail.smtp import SmtpTarget, TlsMode, parse_smtp_url
+from mail.smtp import SmtpTarget, parse_smtp_url, smtp_client
 from resetrelay.logs import mask_url
 from resetrelay.settings import VARIABLES, WEB, WORKER, Settings, SettingsError
 from storage.database import Database, StorageError
@@ -507,20 +507,7 @@ async def check_smtp(
         ]
     sender = parseaddr(mail_from)[1]
     where = _describe(target)
-    client = aiosmtplib.SMTP(
-        hostname=target.host,
-        port=target.port,
-        username=target.username,
-        password=target.password,
-        use_tls=target.tls is TlsMode.IMPLICIT,
-        start_tls={
-            TlsMode.OPPORTUNISTIC: None,
-            TlsMode.STARTTLS: True,
-            TlsMode.IMPLICIT: False,
-        }[target.tls],
-        tls_context=tls_context,
-        timeout=step_seconds,
-    )
+    client = smtp_client(target, tls_context=tls_context, timeout=step_seconds)
     try:
         with anyio.fail_after(step_seconds * 3):
             try:

@@ -24,7 +24,7 @@ from resetrelay.jobs.kinds import Kind, Registry, enqueue_many
 from resetrelay.jobs.run import JobRun
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
-from resetrelay.reset.requests import issue
+from resetrelay.reset.requests import issue, recipient
 from resetrelay.reset.tickets import TicketCodec
 from resetrelay.reset.upstream import retry_for
 from resetrelay.settings import Settings
@@ -187,14 +187,8 @@ class Auth0Events:
         user = await self._user(event)
         if user is None:
             return
-        address = user.address
+        address = recipient(user.email, user.user_id, self.metrics, type=kind)
         if address is None:
-            # Auth0 holds a list, a display name or worse: never a recipient.
-            log.warning(
-                "user's address is not one mailbox; no mail",
-                extra={"fields": {"type": kind, "user_id": user.user_id}},
-            )
-            self.metrics.mails.labels("bad_address").inc()
             return
         now = self.now()
         async with self.db.begin() as conn:

@@ -106,6 +106,18 @@ async def issue(
     return ticket.id
 
 
+def recipient(email: str, user_id: str, metrics: Metrics, **fields: str) -> str | None:
+    """A user's address as a mail's one recipient, or None: Auth0 may hold a list, a
+    display name or worse (`identity.users.mailbox`), and that is never a recipient.
+    Such a user gets no ticket: one warning, without the address, and a count."""
+    address = mailbox(email)
+    if address is None:
+        fields = {**fields, "user_id": user_id}
+        log.warning("user's address is not one mailbox; no mail", extra={"fields": fields})
+        metrics.mails.labels("bad_address").inc()
+    return address
+
+
 @dataclass
 class Requests:
     settings: Settings
@@ -180,12 +192,8 @@ class Requests:
             # their provider.) The website's answer was the same 202 either way.
             log.info("no database user for reset", extra={"fields": {"user": mask_email(email)}})
             return
-        address = mailbox(user.email or email)
+        address = recipient(user.email or email, user.user_id, self.metrics, type="reset")
         if address is None:
-            # Auth0 holds a list, a display name or worse: never a recipient.
-            fields = {"user_id": user.user_id}
-            log.warning("user's address is not one mailbox; no mail", extra={"fields": fields})
-            self.metrics.mails.labels("bad_address").inc()
             return
         locale = request.locale or user.locale or self.settings.default_locale
         async with self.db.begin() as conn:
