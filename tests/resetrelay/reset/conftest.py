@@ -1,16 +1,21 @@
-"""A Runtime on the test's database and clock, for the domain's focused tests (no
-Auth0 or SMTP call is made through it)."""
+"""Fixtures of the domain's tests: a bare Runtime on the test's database and clock,
+and the whole service in-process over the Auth0 emulator (real HTTP) and a real
+SMTP server, for the flow tests (each module brings its own `emulator_url`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import httpx
 import pytest
 
+from hooks.app import create_app
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from storage.database import Database
 from tests.conftest import Clock
+from tests.mail.servers import Recorder, Server, StartServer
 
 
 @pytest.fixture
@@ -23,3 +28,35 @@ async def runtime(
     await built.live_auth0.aclose()
     await built.mailer.aclose()
     await built.http.aclose()
+
+
+ServiceParts = tuple[httpx.AsyncClient, Runtime, Server]
+
+
+@pytest.fixture
+def service(
+    database_url: str,
+    clock: Clock,
+    smtp_server: StartServer,
+    settings_for: Callable[..., Settings],
+) -> Callable[[str], AbstractAsyncContextManager[ServiceParts]]:
+    """`async with service(emulator_url) as (client, runtime, smtp)`: the service as
+    the flow tests drive it, with a Recorder SMTP server and fast mail retries."""
+
+    @asynccontextmanager
+    async def start(emulator_url: str) -> AsyncIterator[ServiceParts]:
+        smtp = smtp_server(Recorder())
+        settings = settings_for(
+            database_url,
+            AUTH0_BASE_URL=emulator_url,
+            SMTP_URL=smtp.url(),
+            MAIL_RETRY_INITIAL_SECONDS="1",
+        )
+        runtime = Runtime.build(settings, now=clock)
+        app = create_app(settings, runtime=runtime)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://resetrelay.test") as c:
+            yield c, runtime, smtp
+        await runtime.aclose()
+
+    return start

@@ -23,13 +23,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
 from devkit.emulator import create_emulator
-from hooks.app import create_app
 from resetrelay.logs import quiet_libraries
 from resetrelay.runtime import Runtime
-from resetrelay.settings import Settings
 from resetrelay.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, Clock
-from tests.mail.servers import Recorder, Server, StartServer
+from tests.mail.servers import Server
 from tests.support import serve_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -137,27 +135,11 @@ def emulator_url() -> Iterator[str]:
 
 @pytest.fixture
 async def stack(
-    database_url: str,
-    clock: Clock,
-    smtp_server: StartServer,
-    emulator_url: str,
-    settings_for: Callable[..., Settings],
+    service: Callable[[str], Any], emulator_url: str, clock: Clock
 ) -> AsyncIterator[Stack]:
-    smtp = smtp_server(Recorder())
-    settings = settings_for(
-        database_url,
-        AUTH0_BASE_URL=emulator_url,
-        SMTP_URL=smtp.url(),
-        MAIL_RETRY_INITIAL_SECONDS="1",
-    )
-    runtime = Runtime.build(settings, now=clock)
-    app = create_app(settings, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://resetrelay.test"
-    ) as client:
+    async with service(emulator_url) as (client, runtime, smtp):
         stack = Stack(client, runtime, emulator_url, smtp, clock)
         yield stack
-    await runtime.aclose()
     if stack.smtp is not smtp:
         stack.smtp_down()
 
