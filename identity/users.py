@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
-__all__ = ["Auth0User", "mailbox"]
+__all__ = ["Auth0User"]
 
 MAX_LOCALE_LENGTH = 35  # BCP 47 tags are short; anything longer is not a locale
 
@@ -23,12 +21,6 @@ class Auth0User:
     locale: str | None
     last_password_reset: datetime | None
     app_metadata: dict[str, Any] = field(default_factory=dict)  # first level, as Auth0 shows it
-
-    @property
-    def address(self) -> str | None:
-        """`email` when it is exactly one mailbox address (`mailbox`), else None: the
-        only form of it that may become a mail's recipient."""
-        return mailbox(self.email)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], connection: str) -> Auth0User:
@@ -51,29 +43,6 @@ class Auth0User:
             last_password_reset=_parse_time(data.get("last_password_reset")),
             app_metadata=dict(app) if isinstance(app := data.get("app_metadata"), dict) else {},
         )
-
-
-def mailbox(value: str) -> str | None:
-    """`value` when it is exactly one addr-spec a mail can go to, else None.
-
-    Auth0 stores whatever string an admin, an import or the Management API gave a
-    user's `email`: a list (`a@x, evil@y`), a display name (`Name <evil@y>`), a
-    group, a line break. None of those may become a recipient. The check is
-    `email-validator`'s, options spelled out, no DNS; international addresses
-    (RFC 6531) pass, as the mail code sends them with SMTPUTF8."""
-    try:
-        validate_email(
-            value,
-            allow_smtputf8=True,
-            allow_empty_local=False,
-            allow_quoted_local=False,
-            allow_domain_literal=False,
-            allow_display_name=False,
-            check_deliverability=False,
-        )
-    except EmailNotValidError:
-        return None
-    return value
 
 
 def _locale(data: dict[str, Any]) -> str | None:

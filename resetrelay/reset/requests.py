@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.client import Auth0Client
 from identity.errors import IdentityError
-from identity.users import mailbox
+from mail.message import addr_spec
 from resetrelay import courier
 from resetrelay.jobs.kinds import Kind, Registry
 from resetrelay.jobs.run import JobRun, Retry
@@ -108,14 +108,16 @@ async def issue(
 
 def recipient(email: str, user_id: str, metrics: Metrics, **fields: str) -> str | None:
     """A user's address as a mail's one recipient, or None: Auth0 may hold a list, a
-    display name or worse (`identity.users.mailbox`), and that is never a recipient.
-    Such a user gets no ticket: one warning, without the address, and a count."""
-    address = mailbox(email)
-    if address is None:
+    display name or worse, and that is never a recipient (`mail.message.addr_spec`, the
+    rule the door and the mailer apply too). Such a user gets no ticket: one warning,
+    without the address, and a count."""
+    try:
+        return addr_spec(email)
+    except ValueError:
         fields = {**fields, "user_id": user_id}
         log.warning("user's address is not one mailbox; no mail", extra={"fields": fields})
         metrics.mails.labels("bad_address").inc()
-    return address
+        return None
 
 
 @dataclass

@@ -14,25 +14,14 @@ from hypothesis import strategies as st
 
 from hooks import events, logstream
 from hooks.errors import HookError
+from tests.fuzz import strategies
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.tally import ran
 
 TYPES = [events.REQUESTED, events.VERIFY, events.CONFIRM]
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=40),
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=12), inner, max_size=5)
-    ),
-    max_leaves=25,
-)
+scalars = strategies.scalars
+json_values = strategies.json_values(width=5, key_size=12, leaves=25)
 
 
 def _parse(body: bytes) -> tuple[str, object] | HookError:

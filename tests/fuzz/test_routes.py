@@ -31,6 +31,7 @@ from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from resetrelay.webhooks import sign
 from tests.conftest import BACKENDS, WEBHOOK_SECRET, Clock
+from tests.fuzz import strategies
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.tally import answered
 
@@ -105,20 +106,8 @@ def service(
             portal.call(runtime.aclose)
 
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=40),
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+scalars = strategies.scalars
+json_values = strategies.json_values(width=4, key_size=10, leaves=20)
 user_ids = st.one_of(
     st.text(max_size=300),
     st.from_regex(r"auth0\|[0-9a-f]{1,24}", fullmatch=True),

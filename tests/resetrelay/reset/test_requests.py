@@ -6,8 +6,9 @@ import anyio
 import pytest
 from sqlalchemy import select
 
+from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import Accepted
-from resetrelay.reset.requests import REQUESTED, Requested
+from resetrelay.reset.requests import REQUESTED, Requested, recipient
 from resetrelay.runtime import Runtime
 from storage.database import Database
 from storage.models import Job
@@ -44,3 +45,48 @@ async def test_concurrent_requests_share_commits_and_twins_queue_once(runtime: R
     assert len(answers) == 40
     assert sum(a.replayed for a in answers) == 10
     assert len(await _queued(runtime.db)) == 30
+
+
+# -- the address: exactly one mailbox, or none ------------------------------------------
+
+# Strings an Auth0 user's `email` can hold (an admin, an import, the Management API)
+# that would reach more than one mailbox, or none, if used as a recipient.
+NOT_ONE_MAILBOX = [
+    "a@x.example, evil@y.example",
+    "a@x.example,evil@y.example",
+    "a@x.example;evil@y.example",
+    "Name <evil@y.example>",
+    "<evil@y.example>",
+    '"a@x.example" <evil@y.example>',
+    "friends: a@x.example, evil@y.example;",
+    "undisclosed-recipients:;",
+    "a@x.example (evil@y.example)",
+    "a@x.example\nBcc: evil@y.example",
+    "a@x.example\r\n",
+    " a@x.example",
+    "a@x.example\u2028",
+    '"a b"@x.example',
+    "user@[127.0.0.1]",
+    "a@localhost",
+    "a@x",
+    "a@@x.example",
+    "",
+    "no-at-sign",
+]
+
+
+@pytest.mark.parametrize("email", NOT_ONE_MAILBOX)
+def test_an_address_that_is_not_one_mailbox_is_none(email: str) -> None:
+    metrics = Metrics()
+    assert recipient(email, "auth0|x", metrics) is None
+    assert (
+        metrics.registry.get_sample_value("resetrelay_mails_total", {"event": "bad_address"}) == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["jane@example.com", "j.o+tag@mail.example.co.uk", "jöran@example.com", "用户@例子.广告"],
+)
+def test_one_mailbox_is_the_address(email: str) -> None:
+    assert recipient(email, "auth0|x", Metrics()) == email
