@@ -153,3 +153,25 @@ class UsedToken(SQLModel, table=True):
 
     jti: str = Field(sa_column=Column(String(255), primary_key=True))
     expires_at: datetime = _ts(index=True)
+
+
+class OperatorAction(SQLModel, table=True):
+    """One operator command that changed state (`resetrelay tickets revoke`, `forget`,
+    `jobs retry`, `bulk-reset`, ...): who ran it, from which host, what and how many
+    rows. `subject` is a keyed pseudonym of the person acted on (resetrelay.audit),
+    never an address, so the line survives an erasure request without undoing it."""
+
+    __tablename__ = "operator_actions"
+    __table_args__ = (Index("ix_operator_actions_subject", "subject"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    at: datetime = _ts(index=True)
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    host: str = Field(sa_column=Column(String(255), nullable=False))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    subject: str | None = Field(sa_column=Column(String(96), nullable=True))
+    rows: int = Field(sa_column=Column(Integer, nullable=False))
+    detail: str | None = Field(sa_column=Column(Text, nullable=True))
