@@ -34,6 +34,7 @@ import json
 import threading
 import typing
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from inspect import getsource, signature
@@ -214,7 +215,9 @@ async def our_requests(call: Call, answer: Answer) -> list[httpx.Request]:
     return seen
 
 
-def sdk_method(name: str) -> tuple[ManagementClient, Callable[..., object], list[httpx.Request]]:
+@contextmanager
+def sdk_method(name: str) -> Iterator[tuple[Callable[..., object], list[httpx.Request]]]:
+    """The SDK's method `name` (dotted, from ManagementClient), and the requests it sends."""
     seen: list[httpx.Request] = []
 
     def route(request: httpx.Request) -> httpx.Response:
@@ -222,13 +225,11 @@ def sdk_method(name: str) -> tuple[ManagementClient, Callable[..., object], list
         seen.append(request)
         return sdk_answer(request)
 
-    sdk = ManagementClient(
-        domain=DOMAIN, token="tok", httpx_client=httpx.Client(transport=httpx.MockTransport(route))
-    )
-    target: Any = sdk
-    for part in name.split("."):
-        target = getattr(target, part)
-    return sdk, target, seen
+    with httpx.Client(transport=httpx.MockTransport(route)) as http:
+        target: Any = ManagementClient(domain=DOMAIN, token="tok", httpx_client=http)
+        for part in name.split("."):
+            target = getattr(target, part)
+        yield target, seen
 
 
 def json_body(request: httpx.Request) -> Any:
@@ -278,7 +279,15 @@ async def check(row: Contract) -> None:
         raise ContractBroken(f"{row.name}: our client made {len(requests)} request(s)")
     ours = requests[row.pick]
 
-    _, method, seen = sdk_method(row.sdk)
+    with sdk_method(row.sdk) as (method, seen):
+        official = official_request(row, ours, method, seen)
+    compare(row, ours, official)
+
+
+def official_request(
+    row: Contract, ours: httpx.Request, method: Callable[..., object], seen: list[httpx.Request]
+) -> httpx.Request:
+    """The SDK's request for the same operation with the same values as ours."""
     hints = typing.get_type_hints(method)
     parameters = dict(signature(method).parameters)
     kwargs: dict[str, Any] = {}
@@ -301,8 +310,10 @@ async def check(row: Contract) -> None:
     method(*row.ids, **kwargs)
     if len(seen) != 1:
         raise ContractBroken(f"{row.name}: the SDK made {len(seen)} requests")
-    official = seen[0]
+    return seen[0]
 
+
+def compare(row: Contract, ours: httpx.Request, official: httpx.Request) -> None:
     if ours.method != official.method:
         raise ContractBroken(f"{row.name}: method {ours.method}, officially {official.method}")
     if path_of(ours) != path_of(official):
@@ -313,9 +324,13 @@ async def check(row: Contract) -> None:
             raise ContractBroken(
                 f"{row.name}: query {wire}={value!r}, officially {official_query.get(wire)!r}"
             )
-    # revoke-access: the SDK sends `{}` where we do; an empty body and `{}` are one thing.
+    # An empty body and `{}` are one thing (revoke-access: the SDK sends `{}`, as we do).
     if (json_body(ours) or {}) != (json_body(official) or {}):
-        raise ContractBroken(f"{row.name}: body {body!r}, officially {json_body(official)!r}")
+        raise ContractBroken(
+            f"{row.name}: body {json_body(ours)!r}, officially {json_body(official)!r}"
+        )
+    if ours.content and ours.headers.get("content-type") != "application/json":
+        raise ContractBroken(f"{row.name}: a body that is not sent as application/json")
 
 
 # -- the tests ----------------------------------------------------------------------------
