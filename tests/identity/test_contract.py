@@ -13,7 +13,9 @@ fields with their types. For each row of `CONTRACTS`:
 3. the two requests must agree: method, percent-encoded path, every query
    parameter we send (same value; the SDK adds its paging defaults), and the JSON
    body exactly. Every value we send must validate against the SDK's type for it,
-   strictly; where that type is an enum, the value must be one of its members
+   strictly (the generated client has no request models for these bodies: each
+   body field is a typed keyword of the method, so those types are the request
+   types); where that type is an enum, the value must be one of its members
    (the SDK's `Literal[...] | Any` lets unknown values through for forward
    compatibility; a renamed value of ours must not pass).
 
