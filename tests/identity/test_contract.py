@@ -27,7 +27,8 @@ only the list of all scopes, `OauthScope`; the npm `auth0` package the same; the
 OpenAPI file Auth0 once vendored into go-auth0 is not on a package registry).
 Each row names its scopes from Auth0's docs (docs/auth0.md, "What Auth0 does,
 with sources", cites them); the tests check that each is a scope the SDK knows
-and that docs/auth0.md lists it.
+and that docs/auth0.md names it in a table row for that very call (method and
+path as our client sends them).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from inspect import getsource, signature
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -363,6 +365,29 @@ def test_each_scope_is_one_auth0_defines_and_the_docs_list(row: Contract) -> Non
         known = scope in all_scopes() or f"`{scope}`" in SCOPES_OUTSIDE_THE_LIST.get(scope, "")
         assert known, f"{scope} is not a Management API scope the SDK knows"
         assert f"`{scope}`" in documented, f"docs/auth0.md does not list {scope}"
+
+
+def route_of(request: httpx.Request) -> str:
+    """`METHOD /path` as docs/auth0.md writes it: ids as `{id}`, no query."""
+    path = path_of(request)
+    for value in (USER_ID, DEVICE_CREDENTIAL_ID):
+        path = path.replace(quote(value, safe=""), "{id}")
+    return f"{request.method} {path}"
+
+
+@pytest.mark.parametrize("row", CONTRACTS, ids=[row.name for row in CONTRACTS])
+async def test_the_docs_name_each_call_with_its_scopes(row: Contract) -> None:
+    ours = (await our_requests(row.ours, row.answer))[row.pick]
+    route = route_of(ours)
+    lines = [
+        line
+        for line in DOCS.read_text(encoding="utf-8").splitlines()
+        if line.startswith(f"| `{route}") and line[len(f"| `{route}")] in "`?"
+    ]
+    assert lines, f"docs/auth0.md has no table row for {route}"
+    assert any(all(f"`{scope}`" in line for scope in row.scopes) for line in lines), (
+        f"no row for {route} in docs/auth0.md names {row.scopes}"
+    )
 
 
 def test_scopes_outside_the_list_are_still_outside_it() -> None:
