@@ -68,6 +68,12 @@ class Metrics:
             ["who"],
             registry=r,
         )
+        self.auth0_misconfigured = Counter(
+            "resetrelay_auth0_misconfigured",
+            "Management API calls refused for a scope the Auth0 application lacks, by scope",
+            ["scope"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "resetrelay_rate_limit_hits", "Reset requests over a rate limit", ["scope"], registry=r
         )
