@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from devkit.emulator import EmulatorState, Fault, create_emulator
+from devkit.emulator.connections import DEFAULT_SCOPES, directory
 from identity.client import Auth0Client
 from identity.errors import (
     Auth0Error,
@@ -525,6 +526,30 @@ async def test_a_missing_scope_on_the_password_patch(
         "PATCH /api/v2/users/{id}",
         ("update:users",),
     )
+
+
+async def test_an_old_token_refused_for_a_scope_is_replaced_once(
+    fake_time: FakeTime, make_client: ClientFactory
+) -> None:
+    app = create_emulator(
+        domain=DOMAIN,
+        users=USERS,
+        clock=fake_time.clock,
+        scopes=["read:users", "update:users", "delete:refresh_tokens"],
+    )
+    state: EmulatorState = app.state.emulator
+    async with make_client(httpx.ASGITransport(app=app)) as auth0:
+        await auth0.get_user("auth0|jane")
+        with pytest.raises(InsufficientScope):  # a fresh token: not tried twice
+            await auth0.revoke_access("auth0|jane")
+        assert state.token_requests == 1
+        await auth0.get_user("auth0|jane")
+        directory(app).grant(DEFAULT_SCOPES)  # the operator fixes the grant
+        fake_time.advance(120)
+        await auth0.revoke_access("auth0|jane")  # the old token is refused, then replaced
+    assert state.token_requests == 3
+    revokes = [r for r in state.requests() if r["path"].endswith("/revoke-access")]
+    assert len(revokes) == 3
 
 
 async def test_insufficient_scope_read_from_the_message_alone(make_client: ClientFactory) -> None:
