@@ -14,7 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-_USER_SEGMENT = re.compile(r"/(users|user-blocks)/[^/]+")
+# Ids in paths (users, their blocks, device credentials) would make label values unbounded.
+_USER_SEGMENT = re.compile(r"/(users|user-blocks|device-credentials)/[^/]+")
 
 
 # No `_created` twin for every counter: nothing reads them, and they double the series.
