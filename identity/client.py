@@ -41,9 +41,11 @@ __all__ = ["Auth0Client", "Auth0User"]
 MIN_ATTEMPT_TIMEOUT: Final = 0.5  # seconds; an attempt this short is not worth making
 _DONE: Final = (200, 201, 202, 204)
 _PLAN_RESTRICTED: Final = (403, 404)
-# Page size for device credentials: the Management API's list endpoints cap it at 100.
+# Page size for listing device credentials: within what Auth0's list endpoints
+# accept, large enough that one page holds a typical user's refresh tokens.
 DEVICE_CREDENTIALS_PAGE: Final = 100
-# A user with more refresh tokens than this is revoked in later jobs (bounded calls).
+# At most this many pages are read, a bound on one job's calls: a user with more
+# refresh tokens than that keeps the rest (unlikely for a person's devices).
 MAX_DEVICE_CREDENTIAL_PAGES: Final = 10
 # A token older than this, refused for a missing scope, is replaced and the call tried
 # once more: the operator may have granted the scope since the token was issued.
