@@ -14,6 +14,7 @@ from resetrelay.reset.outcomes import (
     Accepted,
     Answer,
     Completed,
+    Misconfigured,
     Outcome,
     PasswordRejected,
     TicketBusy,
@@ -30,6 +31,7 @@ _INVALID_MESSAGES = {
     "unknown": "This reset link is not valid.",
 }
 REPLAYED = {"idempotent-replayed": "true"}
+MISCONFIGURED_RETRY_AFTER = 300  # seconds
 
 
 @dataclass(frozen=True)
@@ -81,5 +83,13 @@ def render(outcome: Outcome) -> Rendered:
             return Rendered(
                 _error(503, "upstream_unavailable", message),
                 {"retry-after": str(max(1, round(retry_after)))},
+            )
+        case Misconfigured(reason=reason):
+            # Not the user's fault and not a passing outage: the operator must act. A
+            # long Retry-After keeps a website's automatic retries from hammering Auth0.
+            message = "The account service is not set up correctly; the link still works."
+            return Rendered(
+                _error(503, "service_misconfigured", message, reason=reason),
+                {"retry-after": str(MISCONFIGURED_RETRY_AFTER)},
             )
     raise TypeError(f"no answer for {outcome!r}")  # every Outcome is matched above

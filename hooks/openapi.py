@@ -33,7 +33,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "payload_too_large",
         415: "unsupported_media_type",
         422: "unknown_event_type or password_rejected",
-        503: "upstream_unavailable or storage_unavailable (Retry-After)",
+        503: "upstream_unavailable, service_misconfigured or storage_unavailable (Retry-After)",
     }
     return {str(code): _json(_ERROR, names[code]) for code in codes}
 

@@ -24,8 +24,11 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     problems = await runtime.readiness.problems()
+    # Ready, yet something after a reset is not done (a follow-up lacks a scope): said,
+    # so "ready" never reads as "all is well".
+    warnings = await runtime.readiness.warnings() if not problems else []
     if not problems:
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", **({"warnings": warnings} if warnings else {})})
     code = "storage_unavailable" if "not answering" in problems[0] else "not_ready"
     return JSONResponse(
         {"error": code, "message": "; ".join(problems).capitalize() + ".", "problems": problems},

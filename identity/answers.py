@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import httpx
 
-__all__ = ["error_fields", "password_rule", "policy_text", "requested_wait"]
+__all__ = ["error_fields", "missing_scopes", "password_rule", "policy_text", "requested_wait"]
 
 # Auth0's error class first, then the plain text it is known to use.
 _RULES: Final = (
@@ -19,7 +19,12 @@ _RULES: Final = (
     ("dictionary", ("passworddictionaryerror", "too common", "password dictionary")),
     ("user_info", ("passwordnouserinfoerror", "user information", "personal information")),
 )
-_PASSWORDISH: Final = re.compile(r"password", re.IGNORECASE)
+# The Management API's 403 for a token without the scope an endpoint needs, e.g.
+# {"statusCode": 403, "error": "Forbidden", "errorCode": "insufficient_scope",
+#  "message": "Insufficient scope, expected any of: delete:sessions"}
+# (the shape go-auth0's error tests and Terraform provider reports quote).
+_SCOPE_MESSAGE: Final = re.compile(r"insufficient scope[^:]*:\s*(?P<scopes>.*)$", re.IGNORECASE)
+_SCOPE: Final = re.compile(r"^[a-z_]+:[a-z_]+$")
 _CLASS_PREFIX: Final = re.compile(r"^\s*Password\w*Error:\s*")
 
 
@@ -38,16 +43,32 @@ def error_fields(response: httpx.Response) -> tuple[str, str]:
 
 
 def password_rule(code: str, message: str) -> str | None:
-    """The policy rule a 400 names, "unknown" for another password error, None
-    when the error is not about the password at all."""
+    """The policy rule a 400 names, or None when it is not one of Auth0's four
+    password-policy errors (PasswordStrengthError, PasswordHistoryError,
+    PasswordDictionaryError, PasswordNoUserInfoError). Any other 400 that mentions a
+    password, e.g. "Cannot change email or password for users in a disabled
+    connection.", is the tenant's configuration, not the user's choice: guessing
+    "policy" there would blame the user and count an attempt against the link."""
     lowered = f"{code} {message}".lower()
     for rule, needles in _RULES:
         if any(needle in lowered for needle in needles):
             return rule
-    # "Cannot update password and email_verified simultaneously" is our bug, not policy.
-    if _PASSWORDISH.search(message) and "simultaneously" not in lowered:
-        return "unknown"
     return None
+
+
+def missing_scopes(response: httpx.Response) -> tuple[str, ...] | None:
+    """The scopes a 403 `insufficient_scope` answer names (possibly none); None when
+    the answer is not an insufficient-scope refusal at all."""
+    if response.status_code != 403:
+        return None
+    code, message = error_fields(response)
+    found = _SCOPE_MESSAGE.search(message)
+    if code != "insufficient_scope" and found is None:
+        return None
+    if found is None:
+        return ()
+    names = (n.strip() for n in re.split(r"[,\s]+", found.group("scopes")))
+    return tuple(n for n in names if _SCOPE.match(n))
 
 
 def policy_text(message: str) -> str:

@@ -6,7 +6,9 @@ IdentityError
  ├── PasswordRejected(rule, message)   the connection's password policy said no;
  │                                     rule: strength | history | dictionary | user_info | unknown
  ├── UserNotFound(user_id)             404 for a user id (deleted meanwhile)
- ├── NotAvailable(endpoint, status)    403/404 from a plan-restricted endpoint
+ ├── NotAvailable(endpoint, status)    a plan-restricted endpoint the tenant's plan lacks
+ ├── InsufficientScope(endpoint, scopes)  403 `insufficient_scope`: the application lacks
+ │                                     a scope (an operator's fix, never a plan limit)
  ├── RateLimited(retry_after)          429 and the wait does not fit our deadline
  ├── UpstreamUnavailable(retry_after)  5xx, timeouts, connection errors, after retries
  └── Auth0Error(status, code, message) any other answer we did not expect
@@ -24,6 +26,7 @@ from typing import Final
 __all__ = [
     "Auth0Error",
     "IdentityError",
+    "InsufficientScope",
     "NotAvailable",
     "PasswordRejected",
     "RateLimited",
@@ -64,6 +67,17 @@ class NotAvailable(IdentityError):
         self.endpoint = endpoint
         self.status = status
         super().__init__(f"{endpoint} answered {status} (not available on this plan?)")
+
+
+class InsufficientScope(IdentityError):
+    """Auth0 refused a call because the token lacks a scope. `scopes` are the ones
+    Auth0 names ("expected any of"); empty when its message names none."""
+
+    def __init__(self, endpoint: str, scopes: tuple[str, ...]) -> None:
+        self.endpoint = endpoint
+        self.scopes = scopes
+        named = ", ".join(scopes) or "unnamed"
+        super().__init__(f"{endpoint}: the Auth0 application lacks a scope ({named})")
 
 
 class RateLimited(IdentityError):

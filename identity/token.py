@@ -35,10 +35,15 @@ class TokenCache:
         self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
+        self.issued_at = 0.0  # when the current token was fetched (our clock)
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"TokenCache(audience={self.audience!r}, client_id={self.client_id!r})"
+
+    def age(self, token: str) -> float:
+        """Seconds since `token` was fetched; 0 for a token that is no longer current."""
+        return self._clock() - self.issued_at if self._token == token else 0.0
 
     def drop(self, token: str) -> None:
         """Forget `token` (Auth0 answered 401 to it) unless it was replaced already."""
@@ -53,7 +58,8 @@ class TokenCache:
             token, expires_in = await self._fetch(http, attempt_timeout)
             margin = min(MARGIN_SECONDS, expires_in / 10)
             self._token = token
-            self._expires_at = self._clock() + max(0.0, expires_in - margin)
+            self.issued_at = self._clock()
+            self._expires_at = self.issued_at + max(0.0, expires_in - margin)
             return token
 
     async def _fetch(

@@ -5,6 +5,8 @@ for every ✗ the one thing to do about it.
     database          reachable, and its schema at the newest migration
     Auth0 token       client credentials against AUTH0_BASE_URL
     Auth0 scopes      the token holds every scope of `CALLS` (the calls identity/client.py makes)
+    Auth0 answers     what the service's own calls met, recorded in the database: a missing
+                      scope Auth0 named (✗), an endpoint the plan lacks (information)
     connection        AUTH0_CONNECTION exists and is a database connection
     SMTP              SMTP_URL reachable (TLS and login as the URL says) and MAIL FROM accepted
     RESET_URL         https (http only on localhost), {ticket} in the path or query, no fragment
@@ -22,6 +24,7 @@ import json
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -36,7 +39,16 @@ from sqlalchemy import make_url
 from identity.answers import error_fields
 from mail.smtp import SmtpTarget, parse_smtp_url, smtp_client
 from resetrelay.logs import mask_url
-from resetrelay.settings import VARIABLES, WEB, WORKER, Settings, SettingsError
+from resetrelay.settings import (
+    REVOCATION_MODES,
+    VARIABLES,
+    WEB,
+    WORKER,
+    Settings,
+    SettingsError,
+)
+from resetrelay.tenant import describe
+from storage import auth0_findings
 from storage.database import Database, StorageError
 from storage.migrate import schema_state
 
@@ -52,9 +64,10 @@ class Call:
 
     endpoint: str
     scopes: tuple[str, ...]
-    revocation: bool = False  # made only with REVOKE_SESSIONS=true
+    modes: tuple[str, ...] = REVOCATION_MODES  # the REVOKE_SESSIONS modes that make it
 
 
+REVOKING: Final = ("auto", "revoke_access", "device_credentials")
 CALLS: Final = (
     Call("GET /api/v2/users-by-email", ("read:users",)),
     Call("GET /api/v2/users/{id}", ("read:users",)),
@@ -63,15 +76,28 @@ CALLS: Final = (
     Call(
         "POST /api/v2/users/{id}/multifactor/actions/invalidate-remember-browser",
         ("update:users",),
+        REVOKING,
     ),
     Call(
         "POST /api/v2/users/{id}/revoke-access",
         ("delete:sessions", "delete:refresh_tokens"),
-        revocation=True,
+        ("auto", "revoke_access"),
     ),
-    Call("DELETE /api/v2/users/{id}/sessions", ("delete:sessions",), revocation=True),
-    Call("DELETE /api/v2/users/{id}/refresh-tokens", ("delete:refresh_tokens",), revocation=True),
+    Call(
+        "GET /api/v2/device-credentials",
+        ("read:device_credentials",),
+        ("auto", "device_credentials"),
+    ),
+    Call(
+        "DELETE /api/v2/device-credentials/{id}",
+        ("delete:device_credentials",),
+        ("auto", "device_credentials"),
+    ),
 )
+REVOCATION_SCOPES: Final = frozenset(
+    {"delete:sessions", "delete:refresh_tokens", "read:device_credentials",
+     "delete:device_credentials"}
+)  # fmt: skip
 CONNECTIONS_SCOPE: Final = "read:connections"  # GET /api/v2/connections: this check only
 GRANT_STEP: Final = (
     "Auth0 Dashboard → Applications → APIs → Auth0 Management API → Machine to Machine "
@@ -272,12 +298,38 @@ async def check_database(database_url: str, step_seconds: float) -> list[Row]:
                         f"at migration {state.revision}, this version needs {state.head}",
                         "run `resetrelay migrate`",
                     )
-                return [_ok("database", f"{shown} answers"), schema]
+                rows = [_ok("database", f"{shown} answers"), schema]
+                if state.current:
+                    rows.append(await _findings_row(db))
+                return rows
             return [_unreachable_database(shown, "it does not answer")]
         return [_unreachable_database(shown, f"no answer within {step_seconds:g} s")]
     finally:
         with anyio.CancelScope(shield=True):
             await db.dispose()
+
+
+async def _findings_row(db: Database) -> Row:
+    """What the service's own Auth0 calls met (recorded in the database by every
+    process): a missing scope is a ✗ with its fix, a plan limit information."""
+    async with db.begin() as conn:
+        found = await auth0_findings.active(conn, now=datetime.now(UTC))
+    scopes = [f for f in found if f.kind == auth0_findings.SCOPE]
+    plans = [f for f in found if f.kind == auth0_findings.PLAN]
+    if scopes:
+        named = sorted({s for f in scopes for s in f.detail.split()})
+        return _fail(
+            "Auth0 answers",
+            "; ".join(describe(f) for f in scopes),
+            GRANT_STEP.format(client_id="AUTH0_CLIENT_ID", scopes=", ".join(named) or "the scope"),
+        )
+    if plans:
+        said = "; ".join(
+            f"{f.name} not on this plan ({f.detail}, not asked again before {f.until})"
+            for f in plans
+        )
+        return _ok("Auth0 answers", said, info=True)
+    return _ok("Auth0 answers", "no refusal recorded by the service's calls", info=True)
 
 
 def _unreachable_database(shown: str, why: str) -> Row:
@@ -311,11 +363,12 @@ def granted_scopes(answer: Mapping[str, Any]) -> set[str] | None:
     return None
 
 
-def needed_scopes(revoke_sessions: bool) -> dict[str, list[str]]:
-    """Each scope resetrelay needs, with the calls that need it."""
+def needed_scopes(revoke_sessions: str) -> dict[str, list[str]]:
+    """Each scope resetrelay needs under this REVOKE_SESSIONS mode, with the calls
+    that need it."""
     found: dict[str, list[str]] = {}
     for call in CALLS:
-        if call.revocation and not revoke_sessions:
+        if revoke_sessions not in call.modes:
             continue
         for scope in call.scopes:
             found.setdefault(scope, []).append(call.endpoint)
@@ -419,12 +472,14 @@ def _scopes_row(granted: set[str] | None, settings: Settings) -> Row:
         )
     missing = [scope for scope in needed if scope not in granted]
     if not missing:
-        extra = "" if settings.revoke_sessions else " (REVOKE_SESSIONS=false: no revocation)"
+        extra = f" (REVOKE_SESSIONS={settings.revoke_sessions})"
         return _ok("Auth0 scopes", f"granted {' '.join(needed)}{extra}")
     uses = "; ".join(f"{scope} for {', '.join(needed[scope])}" for scope in missing)
     fix = GRANT_STEP.format(client_id=settings.auth0_client_id, scopes=", ".join(missing))
     if set(missing) <= {"delete:sessions", "delete:refresh_tokens"}:
-        fix += " (or set REVOKE_SESSIONS=false)"
+        fix += " (or set REVOKE_SESSIONS=device_credentials: refresh tokens only)"
+    elif set(missing) <= REVOCATION_SCOPES:
+        fix += " (or set REVOKE_SESSIONS=off: nothing is revoked after a reset)"
     return _fail("Auth0 scopes", f"missing {uses}", fix)
 
 

@@ -14,7 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-_USER_SEGMENT = re.compile(r"/(users|user-blocks)/[^/]+")
+# Ids in paths (users, their blocks, device credentials) would make label values unbounded.
+_USER_SEGMENT = re.compile(r"/(users|user-blocks|device-credentials)/[^/]+")
 
 
 # No `_created` twin for every counter: nothing reads them, and they double the series.
@@ -66,6 +67,12 @@ class Metrics:
             "resetrelay_auth0_budget_waits",
             "Management API calls held back by the shared request budget",
             ["who"],
+            registry=r,
+        )
+        self.auth0_misconfigured = Counter(
+            "resetrelay_auth0_misconfigured",
+            "Management API calls refused for a scope the Auth0 application lacks, by scope",
+            ["scope"],
             registry=r,
         )
         self.rate_limited = Counter(

@@ -2,8 +2,12 @@
 kept alive.
 
 `/readyz` asks `Readiness.problems()`: the database answers, its schema is at
-the newest migration this code ships, and (with INLINE_WORKER) the worker in
-this process is running. A process that says ready does the work it accepts.
+the newest migration this code ships, (with INLINE_WORKER) the worker in
+this process is running, and Auth0 has not refused a call no reset can do
+without (reading users, the password PATCH) for a missing scope. A process that
+says ready does the work it accepts. `Readiness.warnings()` names what it does
+not do although ready: a follow-up call refused for a missing scope (sessions
+not revoked after resets, say), as every process recorded it.
 
 `run_inline_worker` runs the worker inside `serve`: it waits for the schema
 before starting, and restarts the worker when it dies (each restart logged
@@ -18,6 +22,7 @@ from typing import Protocol
 
 import anyio
 
+from resetrelay.tenant import ESSENTIAL_CALLS, TenantFindings, describe
 from storage.database import Database, StorageError
 from storage.migrate import schema_state
 
@@ -28,9 +33,12 @@ _SCHEMA_RECHECK = 60.0
 
 
 class Readiness:
-    def __init__(self, db: Database, *, inline_worker: bool) -> None:
+    def __init__(
+        self, db: Database, *, inline_worker: bool, tenant: TenantFindings | None = None
+    ) -> None:
         self._db = db
         self._inline_worker = inline_worker
+        self._tenant = tenant
         self.worker_problem: str | None = "the inline worker has not started yet"
         self._schema_ok_at: float | None = None
 
@@ -57,7 +65,22 @@ class Readiness:
             return ["the database is not answering"]
         if self._inline_worker and self.worker_problem:
             problems.append(self.worker_problem)
+        if not problems:
+            problems += await self._scope_lines(essential=True)
         return problems
+
+    async def warnings(self) -> list[str]:
+        """What a ready process leaves undone for a missing Auth0 scope."""
+        return await self._scope_lines(essential=False)
+
+    async def _scope_lines(self, *, essential: bool) -> list[str]:
+        if self._tenant is None:
+            return []
+        try:
+            found = await self._tenant.scope_findings()
+        except StorageError:
+            return []  # the database check above says so already
+        return [describe(f) for f in found if (f.name in ESSENTIAL_CALLS) == essential]
 
 
 class Runnable(Protocol):

@@ -158,7 +158,7 @@ class Runtime:
             courier=courier,
             housekeeping=housekeeping,
             worker=worker,
-            readiness=Readiness(db, inline_worker=settings.inline_worker),
+            readiness=Readiness(db, inline_worker=settings.inline_worker, tenant=confirms.tenant),
             now=now,
         )
 

@@ -118,6 +118,20 @@ def normalise_database_url(url: str) -> str:
     raise SettingsError(f"DATABASE_URL scheme {scheme!r} is not supported (sqlite or postgres)")
 
 
+REVOCATION_MODES: Final = ("auto", "revoke_access", "device_credentials", "off")
+
+
+def _revocation(name: str, text: str) -> str:
+    """REVOKE_SESSIONS: a mode; the older `true`/`false` still mean `auto`/`off`."""
+    lowered = text.strip().lower()
+    legacy = {"true": "auto", "1": "auto", "yes": "auto", "on": "auto", "false": "off"}
+    legacy |= {"0": "off", "no": "off"}
+    mode = legacy.get(lowered, lowered)
+    if mode not in REVOCATION_MODES:
+        raise SettingsError(f"{name} must be one of {', '.join(REVOCATION_MODES)}, not {text!r}")
+    return mode
+
+
 def _bool(name: str, text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -324,8 +338,11 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     ),
     _v(
         "REVOKE_SESSIONS",
-        "After a reset, end the user's sessions and refresh tokens.",
-        default="true",
+        "After a reset, end what the old password opened: `auto` (revoke-access where "
+        "the plan has it, else refresh tokens one by one through device credentials), "
+        "`revoke_access`, `device_credentials`, or `off`. With any but `off`, MFA's "
+        '"remember this browser" is forgotten too. `true`/`false` mean `auto`/`off`.',
+        default="auto",
     ),
     _v(
         "MARK_EMAIL_VERIFIED",
@@ -404,7 +421,7 @@ class Settings:
     auth0_rate_limit: RateLimit | None = None
     auth0_live_reserve: int = 20
     mail_retry_initial_seconds: float = 10.0
-    revoke_sessions: bool = True
+    revoke_sessions: str = "auto"  # one of REVOCATION_MODES
     mark_email_verified: bool = True
     website_events_url: str = ""
     inline_worker: bool = True
@@ -548,7 +565,9 @@ class Settings:
                 lambda n, t: _float(n, t, minimum=0.0),
                 10.0,
             ),
-            revoke_sessions=flag("REVOKE_SESSIONS", "true"),
+            revoke_sessions=parse(
+                "REVOKE_SESSIONS", get("REVOKE_SESSIONS", "auto"), _revocation, "auto"
+            ),
             mark_email_verified=flag("MARK_EMAIL_VERIFIED", "true"),
             website_events_url=get("WEBSITE_EVENTS_URL"),
             inline_worker=flag("INLINE_WORKER", "true"),

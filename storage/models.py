@@ -175,3 +175,19 @@ class OperatorAction(SQLModel, table=True):
     subject: str | None = Field(sa_column=Column(String(96), nullable=True))
     rows: int = Field(sa_column=Column(Integer, nullable=False))
     detail: str | None = Field(sa_column=Column(Text, nullable=True))
+
+
+class Auth0Finding(SQLModel, table=True):
+    """What a Management API answer taught us about the tenant, shared by every
+    process: `kind` "plan" (the plan lacks an endpoint; `name` is the endpoint) or
+    "scope" (the application lacks a scope; `name` is the call, `detail` the scopes
+    Auth0 named). A plan finding holds until `until`; a scope finding until the call
+    succeeds again."""
+
+    __tablename__ = "auth0_findings"
+
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    name: str = Field(sa_column=Column(String(128), primary_key=True))
+    detail: str = Field(sa_column=Column(String(255), nullable=False))
+    seen_at: datetime = _ts()
+    until: datetime | None = _ts(nullable=True)

@@ -5,7 +5,13 @@ documents (docs/auth0.md) so the service can be run and tested without a
 tenant: client-credentials tokens (`/oauth/token`, which also takes the
 password grant so the demo website can sign in), users-by-email, user GET and
 PATCH under a configurable password policy, user blocks, session and
-refresh-token revocation, and invalidate-remember-browser. It can rate limit
+refresh-token revocation (taking effect after `revocation_delay`, as Auth0's
+asynchronous revocation does), device credentials, and
+invalidate-remember-browser. Each endpoint checks its scopes against the token's
+(`scopes=` narrows the grant: 403 `insufficient_scope` as the Management API
+specification writes it), and `plan=` below "enterprise" removes the session
+and refresh-token endpoints (their answer there is a guess: see `management`).
+It can rate limit
 like Auth0's token bucket (`x-ratelimit-*`, Free-plan preset 2/s burst 2),
 inject faults, and stream log events (`scp`, `sapi`, `limit_wc`, injected
 ones) to a log-stream URL.

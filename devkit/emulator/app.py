@@ -36,13 +36,20 @@ def create_emulator(
     log_stream_url: str | None = None,
     log_stream_token: str | None = None,
     log_format: str = "jsonlines",
+    scopes: list[str] | tuple[str, ...] | None = None,
+    plan: str | None = None,
+    revocation_delay: float = 0.0,
 ) -> Starlette:
     """An ASGI app that answers like Auth0's token endpoint and Management API.
 
     `users` and the users in `users_file` are both loaded; `rate_limit` is off
     by default (`RateLimitConfig.free_plan()` is 2/s, burst 2);
-    `revocation_available=False` answers 403 on session and refresh-token
-    revocation, as plans without them do. The state is `app.state.emulator`.
+    `scopes` is the client grant (default: every scope the service uses);
+    `plan` one of `state.PLANS` (default "enterprise", or "professional" with
+    `revocation_available=False`): below Enterprise the session and refresh-token
+    endpoints answer as a plan without them (see `management`);
+    `revocation_delay` seconds pass (on `clock`) before a 202 revocation shows.
+    The state is `app.state.emulator`.
     """
     specs = list(users or [])
     if users_file:
@@ -65,11 +72,15 @@ def create_emulator(
         token_lifetime=token_lifetime,
         revocation_available=revocation_available,
         logs=logs,
+        plan=plan,
+        revocation_delay=revocation_delay,
     )
     app = Starlette(
         routes=[*connections.routes, *oauth.routes, *management.routes, *inspection.routes]
     )
     app.state.emulator = state
+    if scopes is not None:
+        connections.directory(app).grant(tuple(scopes))
     return app
 
 

@@ -10,8 +10,8 @@ exact name and `strategy` (repeatable) filters by strategy (`auth0` is a databas
 connection). Without the scope it answers 403 `insufficient_scope`.
 
 Here the grant is `DEFAULT_SCOPES` (every scope resetrelay and `resetrelay check`
-use) until a test narrows it. Only this module's endpoint enforces scopes; the
-user endpoints answer whatever the grant. The token route here wraps
+use) until a test narrows it. Every endpoint checks its scopes against the token's
+(`management.api`, which reads them from this directory). The token route here wraps
 `oauth.token` (so these routes come before `oauth.routes`): a client-credentials
 answer gets the grant's scopes, and the token is remembered with them.
 

@@ -18,7 +18,11 @@ from devkit.emulator.state import EmulatorState
 __all__ = ["FAILED_LOGINS_BEFORE_BLOCK", "routes"]
 
 FAILED_LOGINS_BEFORE_BLOCK: Final = 10  # Auth0's brute-force protection default
-SCOPES: Final = "read:users update:users delete:sessions delete:refresh_tokens"
+# Every Management API scope the service uses (docs/auth0.md, "The scopes, call by call").
+SCOPES: Final = (
+    "read:users update:users delete:sessions delete:refresh_tokens"
+    " read:device_credentials delete:device_credentials"
+)
 WRONG: Final = {"error": "invalid_grant", "error_description": "Wrong email or password."}
 BLOCKED: Final = {
     "error": "too_many_attempts",

@@ -15,8 +15,15 @@ from devkit.emulator.policy import PasswordPolicy
 from devkit.emulator.ratelimit import RateLimitConfig, TokenBucket
 from devkit.emulator.users import EmulatedUser, user_from_spec
 
-__all__ = ["EmulatorState", "Fault", "redact"]
+__all__ = ["PLANS", "EmulatorState", "Fault", "redact"]
 
+# Auth0's plans, smallest first. The user session and refresh-token endpoints
+# (`revoke-access`, `DELETE .../sessions`, `DELETE .../refresh-tokens`) are documented
+# for Enterprise plans only (auth0.com/docs/secure/tokens/manage-refresh-tokens-with-
+# auth0-management-api, and the companion page on user sessions); device credentials
+# exist on every plan.
+PLANS: Final = ("free", "essentials", "professional", "enterprise")
+ENTERPRISE_ONLY: Final = frozenset({"revoke-access", "sessions", "refresh-tokens"})
 SECRET_FIELDS: Final = frozenset({"password", "client_secret", "access_token", "refresh_token"})
 
 
@@ -76,6 +83,8 @@ class EmulatorState:
         token_lifetime: int,
         revocation_available: bool,
         logs: LogStream,
+        plan: str | None = None,
+        revocation_delay: float = 0.0,
     ) -> None:
         self.domain = domain
         self.audience = f"https://{domain}/api/v2/"
@@ -84,7 +93,19 @@ class EmulatorState:
         self.client_secret = client_secret
         self.clock = clock
         self.token_lifetime = token_lifetime
-        self.revocation_available = revocation_available
+        # `plan` wins; without it `revocation_available=False` stands for a plan below
+        # Enterprise (the older switch, kept for callers that use it).
+        if plan is not None and plan not in PLANS:
+            raise ValueError(f"plan must be one of {', '.join(PLANS)}")
+        self.plan = plan or ("enterprise" if revocation_available else "professional")
+        # Auth0 ends sessions and refresh tokens asynchronously after answering 202:
+        # revocations take effect this many seconds (emulator clock) after the call.
+        self.revocation_delay = revocation_delay
+        self.pending_revocations: list[tuple[float, str, bool, bool]] = []
+        self.device_credentials: dict[str, dict[str, Any]] = {}
+        # Database connections that are switched off for every application: a password
+        # PATCH of their users is refused (not a policy rejection).
+        self.disabled_connections: set[str] = set()
         self.logs = logs
         self.bucket = TokenBucket(rate_limit, clock) if rate_limit else None
         self.users: dict[str, EmulatedUser] = {}
@@ -97,6 +118,63 @@ class EmulatorState:
 
     def __repr__(self) -> str:
         return f"EmulatorState(domain={self.domain!r}, users={len(self.users)})"
+
+    # -- plan -----------------------------------------------------------------------
+
+    @property
+    def revocation_available(self) -> bool:
+        return self.plan == "enterprise"
+
+    @revocation_available.setter
+    def revocation_available(self, value: bool) -> None:
+        self.plan = "enterprise" if value else "professional"
+
+    def has_endpoint(self, name: str) -> bool:
+        return name not in ENTERPRISE_ONLY or self.plan == "enterprise"
+
+    # -- sessions and refresh tokens --------------------------------------------------
+
+    def add_refresh_token(self, user_id: str, client_id: str = "website-client") -> str:
+        """A refresh token of `user_id`, listed as a device credential; its id."""
+        credential_id = f"dcr_{secrets.token_hex(8)}"
+        self.device_credentials[credential_id] = {
+            "id": credential_id,
+            "device_name": "emulated device",
+            "device_id": secrets.token_hex(8),
+            "type": "refresh_token",
+            "user_id": user_id,
+            "client_id": client_id,
+        }
+        return credential_id
+
+    def refresh_tokens_of(self, user_id: str) -> list[dict[str, Any]]:
+        return [
+            c
+            for c in self.device_credentials.values()
+            if c["user_id"] == user_id and c["type"] == "refresh_token"
+        ]
+
+    def schedule_revocation(self, user_id: str, *, sessions: bool, refresh_tokens: bool) -> None:
+        self.pending_revocations.append(
+            (self.clock() + self.revocation_delay, user_id, sessions, refresh_tokens)
+        )
+        self.settle_revocations()
+
+    def settle_revocations(self) -> None:
+        """Apply the revocations whose time has come."""
+        now = self.clock()
+        due = [p for p in self.pending_revocations if p[0] <= now]
+        self.pending_revocations = [p for p in self.pending_revocations if p[0] > now]
+        for _, user_id, sessions, refresh_tokens in due:
+            user = self.users.get(user_id)
+            if user is None:
+                continue
+            if sessions:
+                user.sessions_revoked += 1
+            if refresh_tokens:
+                user.refresh_tokens_revoked += 1
+                for credential in self.refresh_tokens_of(user_id):
+                    del self.device_credentials[credential["id"]]
 
     def now_iso(self) -> str:
         return iso(self.clock())
@@ -115,8 +193,14 @@ class EmulatorState:
         return [u for u in self.users.values() if u.email == email]  # case-sensitive, as Auth0
 
     def inspect_user(self, user_id: str) -> dict[str, Any] | None:
+        self.settle_revocations()
         user = self.users.get(user_id)
-        return user.inspect() if user else None
+        if user is None:
+            return None
+        seen = user.inspect()
+        seen["refresh_tokens"] = len(self.refresh_tokens_of(user_id))
+        seen["revocations_pending"] = sum(1 for p in self.pending_revocations if p[1] == user_id)
+        return seen
 
     def block(self, user_id: str) -> dict[str, Any] | None:
         """A brute-force block, as after too many failed sign-ins."""

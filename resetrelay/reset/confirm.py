@@ -11,16 +11,24 @@ guard    a job queued with the claim: if this process dies between
          has lapsed, if Auth0 holds this claim's id (proof of our own PATCH)
 after a reset (`settle_reset`, in the caller's transaction): the ticket is
          used, its siblings voided, and the follow-ups queued: unblock,
-         revoke sessions, mark the address verified, the "changed" mail,
+         revoke sessions and refresh tokens (REVOKE_SESSIONS), forget MFA's
+         remembered browsers, mark the address verified, the "changed" mail,
          the website's `password_reset.completed` event
+
+Auth0 refusing for a fault of the setup (a missing scope, a disabled connection,
+any 4xx that is not one of the four password-policy errors) is the operator's to
+fix: the confirm answers `Misconfigured` (503), says so at ERROR, and counts no
+attempt against the link. A missing scope is also recorded (`resetrelay.tenant`)
+for `/readyz` and `resetrelay check`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -28,7 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.client import Auth0Client, Auth0User
 from identity.errors import (
+    Auth0Error,
     IdentityError,
+    InsufficientScope,
+    NotAvailable,
     RateLimited,
     UpstreamUnavailable,
     UserNotFound,
@@ -43,6 +54,7 @@ from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import (
     Completed,
+    Misconfigured,
     PasswordRejected,
     TicketBusy,
     TicketClosed,
@@ -53,6 +65,7 @@ from resetrelay.reset.outcomes import (
 from resetrelay.reset.tickets import Tickets
 from resetrelay.reset.upstream import follow_up, retry_for
 from resetrelay.settings import Settings
+from resetrelay.tenant import TenantFindings
 from storage import tickets
 from storage.database import Database
 from storage.tickets import TicketRow
@@ -64,6 +77,14 @@ MAX_PASSWORD_ATTEMPTS = 10
 # The `app_metadata` key our password PATCH writes the claim's id to. Auth0 merges
 # app_metadata on its first level, so other keys stay; the value is a random id.
 CLAIM_MARKER: Final = "resetrelay_claim"
+# Calls as `identity` names them in `InsufficientScope.endpoint` (and findings).
+GET_USER: Final = "GET /api/v2/users/{id}"
+PATCH_USER: Final = "PATCH /api/v2/users/{id}"
+REVOKE_ACCESS: Final = "POST /api/v2/users/{id}/revoke-access"
+LIST_DEVICE_CREDENTIALS: Final = "GET /api/v2/device-credentials"
+DELETE_DEVICE_CREDENTIAL: Final = "DELETE /api/v2/device-credentials/{id}"
+REMEMBER_BROWSER: Final = "POST /api/v2/users/{id}/multifactor/actions/invalidate-remember-browser"
+_ADDRESS: Final = re.compile(r"\S+@\S+")
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,7 @@ GUARD = Kind("reset.confirm_guard", Guard)
 UNBLOCK = Kind("auth0.unblock", ForUser, max_attempts=12)
 REVOKE_SESSIONS = Kind("auth0.revoke_sessions", ForUser, max_attempts=12)
 MARK_EMAIL_VERIFIED = Kind("auth0.mark_email_verified", ForAddress, max_attempts=12)
+FORGET_BROWSERS = Kind("auth0.invalidate_remember_browser", ForUser, max_attempts=12)
 
 
 def same_address(a: str, b: str) -> bool:
@@ -145,8 +167,11 @@ async def after_reset(
     # Auth0 documents that a block lifts on a password change but not whether a
     # Management API PATCH counts: lift it explicitly (also for non-"blocked" tickets).
     await enqueue(conn, UNBLOCK, user, now=now)
-    if settings.revoke_sessions:
+    if settings.revoke_sessions != "off":
         await enqueue(conn, REVOKE_SESSIONS, user, now=now)
+        # A browser MFA remembers would let whoever holds the old password skip the
+        # second factor: it is part of what the old password opened.
+        await enqueue(conn, FORGET_BROWSERS, user, now=now)
     if settings.mark_email_verified and via_link:
         # A separate PATCH: Auth0 refuses email_verified beside password. It carries
         # the address the link went to: only that address may be marked verified.
@@ -195,12 +220,17 @@ class Confirms:
     metrics: Metrics
     now: Callable[[], datetime]
     wake_worker: Callable[[], None] = lambda: None
+    tenant: TenantFindings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tenant = TenantFindings(self.db, self.metrics, self.now)
 
     def register(self, registry: Registry) -> None:
         registry.add(GUARD, self.guard)
         registry.add(UNBLOCK, self.unblock)
         registry.add(REVOKE_SESSIONS, self.revoke_sessions)
         registry.add(MARK_EMAIL_VERIFIED, self.mark_email_verified)
+        registry.add(FORGET_BROWSERS, self.forget_remembered_browsers)
 
     # -- verify ---------------------------------------------------------------------
 
@@ -232,7 +262,7 @@ class Confirms:
 
     async def confirm(
         self, value: str, password: str
-    ) -> Completed | TicketInvalid | TicketBusy | PasswordRejected | UpstreamDown:
+    ) -> Completed | TicketInvalid | TicketBusy | PasswordRejected | UpstreamDown | Misconfigured:
         now = self.now()
         row = await self.tickets.check(value, now)
         if isinstance(row, str):
@@ -273,6 +303,24 @@ class Confirms:
                 await tickets.release(
                     conn, row.id, count_attempt=False, max_attempts=MAX_PASSWORD_ATTEMPTS
                 )
+            if isinstance(exc, InsufficientScope):
+                await self.tenant.missing_scope(exc, consequence="no password can be set")
+                return Misconfigured("auth0_scope")
+            if isinstance(exc, Auth0Error) and 400 <= exc.status < 500:
+                # Not one of the four policy errors (those are PasswordRejected): a
+                # disabled connection, a 403 without a scope named, ... No user can fix
+                # it, so no attempt counts, and retrying would only repeat the answer.
+                log.error(
+                    "auth0 refused the password change; the setup needs fixing",
+                    extra={
+                        "fields": {
+                            "status": exc.status,
+                            "code": exc.code,
+                            "auth0_message": _ADDRESS.sub("[address]", exc.message)[:200],
+                        }
+                    },
+                )
+                return Misconfigured("auth0_refused")
             retry_after = 5.0
             if isinstance(exc, RateLimited | UpstreamUnavailable) and exc.retry_after:
                 retry_after = exc.retry_after
@@ -283,6 +331,9 @@ class Confirms:
         if moved:
             return await self._void_moved(row)
         current_email = patched.email if patched is not None and patched.email else user.email
+        # Both calls just worked: whatever scope finding named them is out of date.
+        for call in (GET_USER, PATCH_USER):
+            await self.tenant.call_worked(call)
         async with self.db.begin() as conn:
             settled = await _still_ours(conn, claim) is not None and await settle_reset(
                 conn,
@@ -446,7 +497,10 @@ class Confirms:
     # -- follow-ups -----------------------------------------------------------------
 
     async def unblock(self, run: JobRun, user: ForUser) -> None:
-        await follow_up("unblock", self.auth0.unblock(user.user_id))
+        try:
+            await follow_up("unblock", self.auth0.unblock(user.user_id))
+        except InsufficientScope as exc:
+            await self.tenant.missing_scope(exc, consequence="brute-force blocks stay after resets")
 
     async def mark_email_verified(self, run: JobRun, target: ForAddress) -> None:
         """Mark the address verified, only if it is still the one the link went to."""
@@ -458,6 +512,9 @@ class Confirms:
         except UserNotFound:
             log.info("user gone before mark_email_verified")
             return
+        except InsufficientScope as exc:
+            await self.tenant.missing_scope(exc, consequence="addresses are not marked verified")
+            return
         except IdentityError as exc:
             raise retry_for(exc) from exc
         if not same_address(user.email, target.email):
@@ -465,16 +522,84 @@ class Confirms:
             return
         # Residual: Auth0 has no conditional PATCH, so an address change landing between
         # this GET and the PATCH below would still get the flag (one round trip's window).
-        await follow_up("mark_email_verified", self.auth0.mark_email_verified(target.user_id))
+        try:
+            await follow_up("mark_email_verified", self.auth0.mark_email_verified(target.user_id))
+        except InsufficientScope as exc:
+            await self.tenant.missing_scope(exc, consequence="addresses are not marked verified")
 
     async def revoke_sessions(self, run: JobRun, user: ForUser) -> None:
+        """End what the old password opened, as REVOKE_SESSIONS says. A missing scope
+        is reported (it is the operator's to fix) and the job ends: retrying cannot
+        help until someone grants it."""
+        mode = self.settings.revoke_sessions
+        if mode == "off":
+            return  # queued before the setting changed
         try:
-            outcome = await self.auth0.revoke_sessions(user.user_id)
+            outcome = await self._revoke(user.user_id, mode)
         except UserNotFound:
             return
         except IdentityError as exc:
             raise retry_for(exc) from exc
-        log.info("sessions revoked", extra={"fields": {"outcome": outcome}})
+        log.info("sessions revoked", extra={"fields": {"outcome": outcome, "mode": mode}})
+
+    async def _revoke(self, user_id: str, mode: str) -> str:
+        """One of "revoked" (sessions and refresh tokens), "refresh_tokens" (refresh
+        tokens only: sessions cannot be ended without revoke-access),
+        "not_available" or "misconfigured"."""
+        if mode in ("auto", "revoke_access"):
+            if await self.tenant.plan_lacks("revoke-access"):
+                if mode == "revoke_access":
+                    log.warning("revoke-access not available on this plan; nothing revoked")
+                    return "not_available"
+            else:
+                try:
+                    await self.auth0.revoke_access(user_id)
+                except NotAvailable as exc:
+                    await self.tenant.remember_plan_limit("revoke-access", exc.status)
+                    if mode == "revoke_access":
+                        return "not_available"
+                except InsufficientScope as exc:
+                    await self.tenant.missing_scope(
+                        exc, consequence="sessions stay alive after resets"
+                    )
+                    if mode == "revoke_access":
+                        return "misconfigured"
+                else:
+                    await self.tenant.call_worked(REVOKE_ACCESS)
+                    return "revoked"
+        # Refresh tokens one by one, on every plan: all that is left where revoke-access
+        # is unavailable (Auth0 has no session endpoint below Enterprise).
+        try:
+            count = await self.auth0.revoke_refresh_tokens(user_id)
+        except InsufficientScope as exc:
+            await self.tenant.missing_scope(
+                exc, consequence="refresh tokens stay valid after resets"
+            )
+            return "misconfigured"
+        await self.tenant.call_worked(LIST_DEVICE_CREDENTIALS)
+        if count:
+            await self.tenant.call_worked(DELETE_DEVICE_CREDENTIAL)
+        return "refresh_tokens"
+
+    async def forget_remembered_browsers(self, run: JobRun, user: ForUser) -> None:
+        """MFA's "remember this browser" ends with the old password (`update:users`)."""
+        if await self.tenant.plan_lacks("invalidate-remember-browser"):
+            return
+        try:
+            await self.auth0.invalidate_remember_browser(user.user_id)
+        except UserNotFound:
+            return
+        except NotAvailable as exc:
+            await self.tenant.remember_plan_limit("invalidate-remember-browser", exc.status)
+            return
+        except InsufficientScope as exc:
+            await self.tenant.missing_scope(
+                exc, consequence="MFA keeps trusting remembered browsers after resets"
+            )
+            return
+        except IdentityError as exc:
+            raise retry_for(exc) from exc
+        await self.tenant.call_worked(REMEMBER_BROWSER)
 
 
 def _our_patch(user: Auth0User, guard: Guard, claimed_at: datetime) -> bool:

@@ -8,7 +8,10 @@
      ├── TicketInvalid(reason)            confirm: the link does not work
      ├── TicketBusy                       confirm: another confirm holds the ticket
      ├── PasswordRejected(message, rule)  confirm: Auth0's policy said no; the link still works
-     └── UpstreamDown(retry_after)        confirm: Auth0 did not answer; the link still works
+     ├── UpstreamDown(retry_after)        confirm: Auth0 did not answer; the link still works
+     └── Misconfigured(reason)            confirm: Auth0 refused for a fault of the setup (a
+                                          missing scope, a disabled connection): the
+                                          operator's to fix; the link still works
 
 `final` says whether the outcome settles the event: a final answer is kept
 and given again to a redelivery of the same `webhook-id`; a transient one
@@ -84,6 +87,12 @@ class UpstreamDown:
     final: ClassVar[bool] = False
 
 
+@dataclass(frozen=True)
+class Misconfigured:
+    reason: Literal["auth0_scope", "auth0_refused"]
+    final: ClassVar[bool] = False
+
+
 Outcome = (
     Accepted
     | TicketOpen
@@ -93,6 +102,7 @@ Outcome = (
     | TicketBusy
     | PasswordRejected
     | UpstreamDown
+    | Misconfigured
 )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.client import Auth0Client
-from identity.errors import IdentityError
+from identity.errors import IdentityError, InsufficientScope
 from mail.message import addr_spec
 from resetrelay import courier
 from resetrelay.jobs.kinds import Kind, Registry
@@ -42,12 +42,15 @@ from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.tickets import TicketCodec
 from resetrelay.reset.upstream import retry_for
 from resetrelay.settings import Settings
+from resetrelay.tenant import TenantFindings
 from storage import intake, jobs, tickets
 from storage.database import Database
 
 log = logging.getLogger("resetrelay.requests")
 
 SOURCE = "website"
+LOOKUP_CALL = "GET /api/v2/users-by-email"  # as `InsufficientScope.endpoint` names it
+MISCONFIGURED_RETRY = 300.0  # seconds: an operator has to act first
 # Which mail announces a ticket of each purpose.
 TEMPLATE_FOR_PURPOSE = {"reset": "reset", "breached": "breached", "blocked": "blocked"}
 
@@ -129,8 +132,10 @@ class Requests:
     metrics: Metrics
     now: Callable[[], datetime]
     wake_worker: Callable[[], None] = lambda: None
+    tenant: TenantFindings = field(init=False)
 
     def __post_init__(self) -> None:
+        self.tenant = TenantFindings(self.db, self.metrics, self.now)
         rate_key = derive(self.settings.secret_key.reveal(), "rate-limits")
         self._limits = RequestLimits(self.settings, self.metrics, rate_key)
         self._intake = Intake(self.db, self.now, source=SOURCE, job_kind=REQUESTED)
@@ -187,8 +192,13 @@ class Requests:
             return
         try:
             user = await self.auth0.find_database_user(email)
+        except InsufficientScope as exc:
+            # Said loudly, then retried later: once the scope is granted, the mail goes.
+            await self.tenant.missing_scope(exc, consequence="no reset mail can be sent")
+            raise Retry("auth0 application lacks a scope", after=MISCONFIGURED_RETRY) from exc
         except IdentityError as exc:
             raise retry_for(exc) from exc
+        await self.tenant.call_worked(LOOKUP_CALL)
         if user is None:
             # Unknown or social-only: nothing to send. (Auth0 resets social users at
             # their provider.) The website's answer was the same 202 either way.

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from identity.errors import (
     Auth0Error,
     IdentityError,
+    InsufficientScope,
     NotAvailable,
     RateLimited,
     UpstreamUnavailable,
@@ -26,6 +27,10 @@ log = logging.getLogger("resetrelay.upstream")
 
 def retry_for(exc: IdentityError) -> Retry:
     """Auth0 trouble becomes a later attempt: at the time Auth0 names for 429s."""
+    if isinstance(exc, InsufficientScope):
+        # Nothing changes until an operator grants the scope: try again much later.
+        scopes = " ".join(exc.scopes) or "a scope"
+        return Retry(f"auth0 application lacks {scopes}", after=300.0)
     if isinstance(exc, RateLimited):
         return Retry("auth0 rate limited", after=max(1.0, exc.retry_after))
     if isinstance(exc, UpstreamUnavailable):

@@ -10,6 +10,7 @@ from hooks.answers import REPLAYED, render
 from resetrelay.reset.outcomes import (
     Accepted,
     Completed,
+    Misconfigured,
     Outcome,
     PasswordRejected,
     TicketBusy,
@@ -63,6 +64,13 @@ AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
             'the link still works. Try again shortly."}',
             {"retry-after": "3"},
         ),
+        (
+            Misconfigured("auth0_scope"),
+            503,
+            '{"error":"service_misconfigured","message":"The account service is not set up '
+            'correctly; the link still works.","reason":"auth0_scope"}',
+            {"retry-after": "300"},
+        ),
     ],
 )
 def test_render(outcome: Outcome, status: int, body: str, headers: dict[str, str]) -> None:
@@ -76,6 +84,7 @@ def test_render(outcome: Outcome, status: int, body: str, headers: dict[str, str
 
 def test_only_transient_outcomes_are_not_final() -> None:
     assert not TicketBusy.final and not UpstreamDown.final
+    assert not Misconfigured.final  # once the operator fixed it, a resend gets a fresh try
     assert all(kind.final for kind in (Accepted, TicketOpen, TicketClosed, Completed))
     assert TicketInvalid.final and PasswordRejected.final
 

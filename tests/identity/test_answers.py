@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from identity.answers import error_fields, password_rule, policy_text, requested_wait
+from identity.answers import (
+    error_fields,
+    missing_scopes,
+    password_rule,
+    policy_text,
+    requested_wait,
+)
 from identity.users import Auth0User
 
 NOW = 1_800_000_000.0
@@ -81,3 +87,39 @@ def test_user_from_json_minimal() -> None:
     user = Auth0User.from_json({"user_metadata": None, "locale": "x" * 50}, "db")
     assert (user.user_id, user.email, user.connection, user.locale) == ("", "", None, None)
     assert user.last_password_reset is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Cannot change email or password for users in a disabled connection.",
+        "Password does not meet the policy",
+        "Cannot update password and email_verified simultaneously",
+    ],
+)
+def test_only_the_four_policy_errors_are_rules(message: str) -> None:
+    assert password_rule("", message) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            403,
+            {"statusCode": 403, "error": "Forbidden", "errorCode": "insufficient_scope",
+             "message": "Insufficient scope, expected any of: delete:sessions"},
+            ("delete:sessions",),
+        ),
+        (
+            403,
+            {"message": "Insufficient scope, expected any of: read:users, update:users"},
+            ("read:users", "update:users"),
+        ),
+        (403, {"errorCode": "insufficient_scope", "message": "Forbidden"}, ()),
+        (403, {"statusCode": 403, "message": "This feature is not available"}, None),
+        (403, {"message": "Operation not allowed"}, None),
+        (400, {"errorCode": "insufficient_scope", "message": "Insufficient scope"}, None),
+    ],
+)  # fmt: skip
+def test_missing_scopes(status: int, body: dict[str, object], expected: object) -> None:
+    assert missing_scopes(httpx.Response(status, json=body)) == expected

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from starlette.applications import Starlette
 from devkit.emulator import create_emulator
 from devkit.emulator.connections import DEFAULT_SCOPES, directory
 from resetrelay.doctor import CALLS, Report, check_reset_url, granted_scopes, run_checks
+from resetrelay.settings import normalise_database_url
+from storage import auth0_findings
+from storage.database import Database
 from tests.conftest import SECRET_KEY, WEBHOOK_SECRET, make_env
 from tests.mail.servers import Recorder, Server, StartServer
 from tests.support import HOST, free_port, serve_in_thread
@@ -94,10 +98,11 @@ def test_all_good_exits_0_with_a_tick_on_every_row(deployment: Deployment) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     table = lines[:-1]
-    assert len(table) == 11
+    assert len(table) == 12
     assert all(line.startswith("✓ ") for line in table), result.stdout
     assert lines[-1] == "resetrelay: every check holds"
-    for name in ("settings", "database schema", "Auth0 scopes", "connection", "MAIL FROM"):
+    names = ("settings", "database schema", "Auth0 scopes", "Auth0 answers", "connection")
+    for name in (*names, "MAIL FROM"):
         assert any(line.startswith(f"✓ {name} ") for line in table)
     assert "AUTH0_LOG_STREAM_TOKEN set" in result.stdout
     assert "AUTH0_ACTION_SECRET not set (route answers 404)" in result.stdout
@@ -196,20 +201,22 @@ async def test_wrong_client_secret(deployment: Deployment) -> None:
 @pytest.mark.anyio
 async def test_a_missing_scope_is_named_with_the_dashboard_step(deployment: Deployment) -> None:
     directory(deployment.emulator).grant(
-        ["read:users", "update:users", "delete:sessions", "read:connections"]
+        [
+            *("read:users", "update:users", "delete:sessions", "read:connections"),
+            *("read:device_credentials", "delete:device_credentials"),
+        ]
     )
     report = await run_checks(deployment.env())
     scopes = rows(report)["Auth0 scopes"]
     assert not scopes.ok
     assert scopes.detail == (
-        "missing delete:refresh_tokens for POST /api/v2/users/{id}/revoke-access, "
-        "DELETE /api/v2/users/{id}/refresh-tokens"
+        "missing delete:refresh_tokens for POST /api/v2/users/{id}/revoke-access"
     )
     assert "Applications → APIs → Auth0 Management API → Machine to Machine Applications" in (
         scopes.fix
     )
     assert "(emulator-client) → tick delete:refresh_tokens" in scopes.fix
-    assert scopes.fix.endswith("(or set REVOKE_SESSIONS=false)")
+    assert scopes.fix.endswith("(or set REVOKE_SESSIONS=device_credentials: refresh tokens only)")
     assert rows(report)["connection"].ok
 
 
@@ -218,9 +225,73 @@ async def test_revocation_scopes_are_not_needed_without_revocation(
     deployment: Deployment,
 ) -> None:
     directory(deployment.emulator).grant(["read:users", "update:users", "read:connections"])
-    found = rows(await run_checks(deployment.env(REVOKE_SESSIONS="false")))
-    assert found["Auth0 scopes"].ok
-    assert "REVOKE_SESSIONS=false" in found["Auth0 scopes"].detail
+    for off in ("off", "false"):  # `false` still means off
+        found = rows(await run_checks(deployment.env(REVOKE_SESSIONS=off)))
+        assert found["Auth0 scopes"].ok
+        assert "REVOKE_SESSIONS=off" in found["Auth0 scopes"].detail
+
+
+@pytest.mark.anyio
+async def test_device_credentials_mode_needs_no_session_scopes(deployment: Deployment) -> None:
+    directory(deployment.emulator).grant(
+        ["read:users", "update:users", "read:connections", "read:device_credentials"]
+    )
+    scopes = rows(await run_checks(deployment.env(REVOKE_SESSIONS="device_credentials")))
+    assert scopes["Auth0 scopes"].detail == (
+        "missing delete:device_credentials for DELETE /api/v2/device-credentials/{id}"
+    )
+    assert scopes["Auth0 scopes"].fix.endswith(
+        "(or set REVOKE_SESSIONS=off: nothing is revoked after a reset)"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_scope_the_service_was_refused_is_named(deployment: Deployment) -> None:
+    # What the workers met, recorded in the database, even where the token check
+    # passes (a grant changed after the fact, a scope this check does not know).
+    db = Database(normalise_database_url(deployment.env()["DATABASE_URL"]))
+    async with db.begin() as conn:
+        await auth0_findings.record(
+            conn,
+            auth0_findings.SCOPE,
+            "POST /api/v2/users/{id}/revoke-access",
+            detail="delete:sessions",
+            now=datetime.now(UTC),
+        )
+        await auth0_findings.record(
+            conn,
+            auth0_findings.PLAN,
+            "invalidate-remember-browser",
+            detail="answered 403",
+            now=datetime.now(UTC),
+            until=datetime.now(UTC) + timedelta(days=1),
+        )
+    await db.dispose()
+    found = rows(await run_checks(deployment.env()))["Auth0 answers"]
+    assert not found.ok
+    assert found.detail.startswith(
+        "Auth0 refused POST /api/v2/users/{id}/revoke-access: the application lacks "
+        "delete:sessions (last at "
+    )
+    assert "tick delete:sessions" in found.fix
+
+
+@pytest.mark.anyio
+async def test_a_plan_limit_is_information(deployment: Deployment) -> None:
+    db = Database(normalise_database_url(deployment.env()["DATABASE_URL"]))
+    async with db.begin() as conn:
+        await auth0_findings.record(
+            conn,
+            auth0_findings.PLAN,
+            "revoke-access",
+            detail="answered 403",
+            now=datetime.now(UTC),
+            until=datetime.now(UTC) + timedelta(days=1),
+        )
+    await db.dispose()
+    found = rows(await run_checks(deployment.env()))["Auth0 answers"]
+    assert found.ok
+    assert found.detail.startswith("revoke-access not on this plan (answered 403")
 
 
 @pytest.mark.anyio

@@ -69,7 +69,7 @@ def test_demo_relaxes_what_the_demo_provides() -> None:
         ("SECRET_KEY", "short", "32 bytes"),
         ("RATE_LIMIT_PER_EMAIL", "lots", "3/hour"),
         ("PORT", "http", "whole number"),
-        ("REVOKE_SESSIONS", "maybe", "true or false"),
+        ("REVOKE_SESSIONS", "maybe", "auto, revoke_access, device_credentials, off"),
         ("BRAND_COLOR", "red;background:url(x)", "hex colour"),
         ("DATABASE_URL", "mysql://x/y", "not supported"),
         ("SMTP_URL", "http://mail", "smtp://"),
@@ -79,6 +79,22 @@ def test_malformed_values_are_named(name: str, value: str, match: str) -> None:
     with pytest.raises(SettingsError, match=name) as info:
         Settings.from_env(make_env(**{name: value}))
     assert match in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        ("", "auto"),
+        ("auto", "auto"),
+        ("revoke_access", "revoke_access"),
+        ("Device_Credentials", "device_credentials"),
+        ("off", "off"),
+        ("true", "auto"),  # the older boolean values keep their meaning
+        ("false", "off"),
+    ],
+)
+def test_revoke_sessions_modes(value: str, mode: str) -> None:
+    assert Settings.from_env(make_env(REVOKE_SESSIONS=value)).revoke_sessions == mode
 
 
 def test_rotation_reads_every_secret() -> None:

@@ -40,17 +40,19 @@ def service(
     smtp_server: StartServer,
     settings_for: Callable[..., Settings],
 ) -> Callable[[str], AbstractAsyncContextManager[ServiceParts]]:
-    """`async with service(emulator_url) as (client, runtime, smtp)`: the service as
-    the flow tests drive it, with a Recorder SMTP server and fast mail retries."""
+    """`async with service(emulator_url, **env) as (client, runtime, smtp)`: the service
+    as the flow tests drive it, with a Recorder SMTP server and fast mail retries;
+    `env` overrides settings."""
 
     @asynccontextmanager
-    async def start(emulator_url: str) -> AsyncIterator[ServiceParts]:
+    async def start(emulator_url: str, **env: str) -> AsyncIterator[ServiceParts]:
         smtp = smtp_server(Recorder())
         settings = settings_for(
             database_url,
             AUTH0_BASE_URL=emulator_url,
             SMTP_URL=smtp.url(),
             MAIL_RETRY_INITIAL_SECONDS="1",
+            **env,
         )
         runtime = Runtime.build(settings, now=clock)
         app = create_app(settings, runtime=runtime)

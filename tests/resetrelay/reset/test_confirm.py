@@ -61,7 +61,13 @@ async def test_settle_reset_queues_the_follow_ups(
         assert await settle_reset(conn, settings, row, now=clock(), via_link=via_link)
         assert (await tickets.by_id(conn, row.id)).state == tickets.USED  # type: ignore[union-attr]
         counts = await outbox.counts(conn)
-    follow_ups = ["auth0.revoke_sessions", "auth0.unblock", "website.event"]
+    # MFA's remembered browsers are forgotten with the sessions (issue 14).
+    follow_ups = [
+        "auth0.invalidate_remember_browser",
+        "auth0.revoke_sessions",
+        "auth0.unblock",
+        "website.event",
+    ]
     if via_link:
         follow_ups.append("auth0.mark_email_verified")
     # Two mails (reset, changed), each with its send job.
@@ -77,7 +83,9 @@ async def test_settle_reset_does_nothing_for_a_ticket_no_longer_claimed(
     async with database.begin() as conn:
         assert await settle_reset(conn, settings, row, now=clock(), via_link=True)
         assert not await settle_reset(conn, settings, row, now=clock(), via_link=True)
-    assert "auth0.revoke_sessions" not in await _kinds(database)
+    kinds = await _kinds(database)
+    assert "auth0.revoke_sessions" not in kinds
+    assert "auth0.invalidate_remember_browser" not in kinds
 
 
 async def test_settle_reset_tells_both_addresses_when_the_address_moved(

@@ -7,6 +7,7 @@ import pytest
 from identity.errors import (
     Auth0Error,
     IdentityError,
+    InsufficientScope,
     NotAvailable,
     RateLimited,
     UpstreamUnavailable,
@@ -24,6 +25,9 @@ def test_retry_for_waits_as_auth0_says() -> None:
     assert retry_for(UpstreamUnavailable(12)).after == 12
     other = retry_for(Auth0Error(400, "bad_request", "no"))
     assert other.after is None and "400" in other.reason
+    scope = retry_for(InsufficientScope("GET /api/v2/users/{id}", ("read:users",)))
+    assert scope.reason == "auth0 application lacks read:users"
+    assert scope.after == 300.0  # not backoff: an operator has to act first
 
 
 async def _raise(exc: IdentityError) -> None:
