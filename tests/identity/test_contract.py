@@ -99,10 +99,10 @@ def ours_answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(204)
 
 
-def plan_without_revoke_access(request: httpx.Request) -> httpx.Response:
-    """revoke-access is unavailable, so the client falls back to the two DELETEs."""
-    if request.url.path.endswith("/revoke-access"):
-        return httpx.Response(404, json={"statusCode": 404, "error": "Not Found"})
+def one_refresh_token(request: httpx.Request) -> httpx.Response:
+    """The user has one refresh token, so revoking them lists it, then deletes it."""
+    if request.method == "GET" and request.url.path.endswith("/device-credentials"):
+        return httpx.Response(200, json=[{"id": DEVICE_CREDENTIAL_ID, "type": "refresh_token"}])
     return ours_answer(request)
 
 
@@ -165,25 +165,22 @@ CONTRACTS: list[Contract] = [
              sends=frozenset({"email_verified"})),
     Contract("user-blocks delete", lambda c: c.unblock(USER_ID), "user_blocks.delete",
              (USER_ID,), ("update:users",), covers="unblock"),
-    Contract("revoke-access", lambda c: c.revoke_sessions(USER_ID), "users.revoke_access",
-             (USER_ID,), ("delete:sessions", "delete:refresh_tokens"), covers="revoke_sessions"),
-    Contract("sessions delete", lambda c: c.revoke_sessions(USER_ID), "users.sessions.delete",
-             (USER_ID,), ("delete:sessions",), covers="revoke_sessions",
-             answer=plan_without_revoke_access, pick=1),
-    Contract("refresh-tokens delete", lambda c: c.revoke_sessions(USER_ID),
-             "users.refresh_token.delete", (USER_ID,), ("delete:refresh_tokens",),
-             covers="revoke_sessions", answer=plan_without_revoke_access, pick=2),
+    Contract("revoke-access", lambda c: c.revoke_access(USER_ID), "users.revoke_access",
+             (USER_ID,), ("delete:sessions", "delete:refresh_tokens"), covers="revoke_access"),
     Contract("invalidate-remember-browser", lambda c: c.invalidate_remember_browser(USER_ID),
              "users.multifactor.invalidate_remember_browser", (USER_ID,), ("update:users",),
              covers="invalidate_remember_browser"),
-    # Planned by other branches this round (refresh tokens on every plan; the policy).
-    Contract("device-credentials list",
-             lambda c: planned(c, "GET", "/api/v2/device-credentials",
-                               params={"user_id": USER_ID, "type": "refresh_token"}),
-             "device_credentials.list", (), ("read:device_credentials",)),
+    Contract("device-credentials list", lambda c: c.refresh_token_ids(USER_ID),
+             "device_credentials.list", (), ("read:device_credentials",),
+             covers="refresh_token_ids"),
     Contract("device-credentials delete",
-             lambda c: planned(c, "DELETE", f"/api/v2/device-credentials/{DEVICE_CREDENTIAL_ID}"),
-             "device_credentials.delete", (DEVICE_CREDENTIAL_ID,), ("delete:device_credentials",)),
+             lambda c: c.delete_device_credential(DEVICE_CREDENTIAL_ID),
+             "device_credentials.delete", (DEVICE_CREDENTIAL_ID,), ("delete:device_credentials",),
+             covers="delete_device_credential"),
+    Contract("refresh tokens revoked one by one", lambda c: c.revoke_refresh_tokens(USER_ID),
+             "device_credentials.delete", (DEVICE_CREDENTIAL_ID,), ("delete:device_credentials",),
+             covers="revoke_refresh_tokens", answer=one_refresh_token, pick=1),
+    # Planned by another branch this round (the tenant's password policy).
     Contract("connections by name",
              lambda c: planned(c, "GET", "/api/v2/connections",
                                params={"name": CONNECTION, "strategy": "auth0"}),
