@@ -36,6 +36,9 @@ def create_emulator(
     log_stream_url: str | None = None,
     log_stream_token: str | None = None,
     log_format: str = "jsonlines",
+    omit_failure_user_id: bool = False,
+    log_pii: str = "off",
+    scp_for_api_password: bool = False,
 ) -> Starlette:
     """An ASGI app that answers like Auth0's token endpoint and Management API.
 
@@ -43,6 +46,9 @@ def create_emulator(
     by default (`RateLimitConfig.free_plan()` is 2/s, burst 2);
     `revocation_available=False` answers 403 on session and refresh-token
     revocation, as plans without them do. The state is `app.state.emulator`.
+    Log-stream options (devkit.emulator.logstream): `log_format`,
+    `omit_failure_user_id`, `log_pii` (`off`, `mask`, `hash`) and
+    `scp_for_api_password`.
     """
     specs = list(users or [])
     if users_file:
@@ -53,6 +59,9 @@ def create_emulator(
         content_format=log_format,
         client_id=client_id,
         clock=clock,
+        omit_failure_user_id=omit_failure_user_id,
+        pii=log_pii,
+        scp_for_api_password=scp_for_api_password,
     )
     state = EmulatorState(
         domain=domain,
