@@ -29,8 +29,11 @@ Brute-force blocks are per IP, as Auth0's default "Block Brute-force Logins"
 response ("blocks additional login attempts to the given user identifier from the
 IP address that triggered brute-force protection",
 https://auth0.com/docs/secure/attack-protection/brute-force-protection): a user
-blocked from one IP still signs in from another. The "Account Lockout" response
-(every IP) is not emulated.
+blocked from one IP still signs in from another. Not emulated: the "Account
+Lockout" response (every IP), the block notification mail, Auth0 lifting a block
+when the user changes the password, and the same-user login throttle behind
+`limit_sul` (20 logins a minute from one IP; inject the event with
+`POST /__emulator/logs` instead).
 """
 
 from __future__ import annotations
