@@ -26,10 +26,11 @@ lint: install requirements-check
 typecheck: install
 	$(BIN)/mypy
 
-# The browser tests drive Debian's Chromium; the Action test runs under Node.js.
+# The browser tests drive Debian's Chromium; the Action test runs under Node.js 22,
+# the version Auth0 runs Actions on (scripts/ensure-node22 puts it in .tools/node22).
 tools:
 	scripts/ensure-browser
-	@command -v node >/dev/null || { echo "make: Node.js is needed (apt-get install nodejs)"; exit 1; }
+	scripts/ensure-node22
 
 unit: install tools
 	$(BIN)/python -m pytest

@@ -4,6 +4,11 @@ Order: not configured -> 404; media type; the Authorization header's shape
 (no body needed); body read under a limit; token verified against the raw
 bytes; then the `jti` is spent and the effect applied in one transaction, so a
 replayed token does nothing.
+
+Auth0's post-change-password event reference marks `event.user.user_id` *optional*
+(https://auth0.com/docs/customize/actions/explore-triggers/password-reset-triggers/post-change-password-trigger/post-change-password-event-object),
+and Auth0 does not retry an Action: a body with only `user.email` is accepted
+(202), and the user is found by address in a job.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from hooks.actiontoken import LEEWAY, InvalidActionToken, verify
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_payload, json_response, not_configured, unauthorized
 from hooks.inputs import storable
+from mail.message import addr_spec
 
 if TYPE_CHECKING:
     from resetrelay.runtime import Runtime
@@ -62,18 +68,41 @@ async def actions(request: Request) -> Response:
     if event.get("type") != "post_change_password":
         raise HookError(422, "unknown_event_type", "Only post_change_password is handled.")
     user = event.get("user")
-    user_id = user.get("user_id") if isinstance(user, dict) else None
-    if not isinstance(user_id, str) or not 0 < len(user_id) <= 255 or not storable(user_id):
-        raise invalid_payload("user.user_id: Field required.")
+    if not isinstance(user, dict):
+        raise invalid_payload("user: Field required.")
+    user_id, email = _user_id(user.get("user_id")), _email(user.get("email"))
+    if user_id is None and email is None:
+        raise invalid_payload("user: user.user_id or user.email is required.")
     issued_at = datetime.fromtimestamp(claims.iat, tz=UTC)
     voided = await runtime.auth0_events.password_changed(
         jti=claims.jti,
         # Kept while the token still verifies (exp + leeway), or pruning would let it replay.
         expires_at=datetime.fromtimestamp(claims.exp + LEEWAY, tz=UTC),
         user_id=user_id,
+        email=None if user_id is not None else email,
         changed_before=issued_at,
     )
     if voided is None:
         log.info("action token replayed")
         raise unauthorized(UNAUTHORIZED)
+    if user_id is None:
+        return json_response(202, {"status": "accepted"})
     return json_response(200, {"status": "ok", "voided": voided})
+
+
+def _user_id(value: object) -> str | None:
+    # The id is stored and compared, never parsed: any short storable text will do.
+    if isinstance(value, str) and 0 < len(value) <= 255 and storable(value):
+        return value
+    return None
+
+
+def _email(value: object) -> str | None:
+    # Exactly one mailbox, as at the website's door: the address is only looked up,
+    # but a list or a display name is nothing Auth0 could hold for one user.
+    if not isinstance(value, str) or len(value) > 254:
+        return None
+    try:
+        return addr_spec(value.strip().lower())
+    except ValueError:
+        return None

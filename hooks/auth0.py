@@ -5,6 +5,12 @@ stream, exactly as typed. Actionable events are stored (deduped by `log_id`,
 one job each) before the 200; the rest are only counted. Auth0 delivers at
 least once and out of order, so duplicates are dropped here and stale events
 are judged by their `date` in the job.
+
+Malformed items are skipped and counted (`resetrelay_log_stream_malformed_total`,
+an operator alerts on it), the rest of the batch is kept: answering non-2xx would
+make Auth0 resend the whole batch, bad item included, to the same end. A body in
+which nothing parses as JSON gets 400: Auth0 treats any non-2xx as a failed
+delivery, retries it, and shows it in the stream's health.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hooks.bodies import read_limited
-from hooks.errors import json_response, not_configured, unauthorized
+from hooks.errors import invalid_payload, json_response, not_configured, unauthorized
 from hooks.logstream import parse
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ log = logging.getLogger("resetrelay.hooks.auth0")
 
 MAX_BODY = 5 * 1024 * 1024
 UNAUTHORIZED = "The Authorization header is missing or wrong."
+UNPARSEABLE = "Nothing in the body is JSON: expected JSON Lines of {log_id, data} items."
 
 
 def authorized(presented: str, configured: str) -> bool:
@@ -49,8 +56,17 @@ async def log_stream(request: Request) -> Response:
         raise unauthorized(UNAUTHORIZED)
     body = await read_limited(request, MAX_BODY)
     parsed = parse(body)
+    malformed = runtime.metrics.log_stream_malformed
+    if parsed.unparseable:
+        malformed.labels("body").inc()
+        log.warning(
+            "log stream body refused: nothing parses as JSON",
+            extra={"fields": {"bytes": len(body)}},
+        )
+        raise invalid_payload(UNPARSEABLE)
     summary = await runtime.auth0_events.store(parsed.items)
     summary["malformed"] = parsed.malformed
     if parsed.malformed:
-        log.info("log stream items skipped", extra={"fields": {"malformed": parsed.malformed}})
+        malformed.labels("item").inc(parsed.malformed)
+        log.warning("log stream items skipped", extra={"fields": {"malformed": parsed.malformed}})
     return json_response(200, summary)

@@ -127,8 +127,13 @@ _ACTION_EVENT = {
         "type": {"const": "post_change_password"},
         "user": {
             "type": "object",
-            "required": ["user_id"],
-            "properties": {"user_id": _STRING_ID},
+            "description": "Auth0 marks `user_id` optional: with only `email`, the user "
+            "is found by address in a job (202)",
+            "anyOf": [{"required": ["user_id"]}, {"required": ["email"]}],
+            "properties": {
+                "user_id": _STRING_ID,
+                "email": {"type": "string", "format": "email", "maxLength": 254},
+            },
         },
     },
 }
@@ -213,21 +218,15 @@ def document() -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "description": "Up to 5 MiB, whatever its content-type: JSON Lines "
-                        "(one item per line), an array of items, one item, or an object "
-                        "wrapping an array. Items that do not fit are counted as malformed.",
+                        "(one item per line, the documented format), an array of items, or "
+                        "one item. Items that do not fit are counted as malformed; a body "
+                        "in which nothing parses as JSON is refused with 400.",
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "oneOf": [
                                         _LOG_ITEM,
                                         {"type": "array", "items": _LOG_ITEM},
-                                        {
-                                            "type": "object",
-                                            "additionalProperties": {
-                                                "type": "array",
-                                                "items": _LOG_ITEM,
-                                            },
-                                        },
                                     ]
                                 }
                             },
@@ -270,6 +269,14 @@ def document() -> dict[str, Any]:
                                 "properties": {"status": {"const": "ok"}, "voided": count},
                             },
                             "handled",
+                        ),
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"const": "accepted"}},
+                            },
+                            "only an address: the user is found and the tickets voided by a job",
                         ),
                         **_errors(400, 401, 404, 413, 415, 422, 503),
                     },

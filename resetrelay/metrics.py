@@ -81,6 +81,20 @@ class Metrics:
         self.log_events = Counter(
             "resetrelay_log_events", "Auth0 log events by type", ["type"], registry=r
         )
+        self.log_stream_malformed = Counter(
+            "resetrelay_log_stream_malformed",
+            "Auth0 log-stream input that could not be read: items skipped (item), and"
+            " bodies refused with 400 because nothing in them parsed as JSON (body)",
+            ["what"],
+            registry=r,
+        )
+        self.log_events_skipped = Counter(
+            "resetrelay_log_events_skipped",
+            "Actionable Auth0 log events that led to no user: no user_id and no usable"
+            " address (no_user), or no database user of ours at Auth0 (unknown_user)",
+            ["type", "reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

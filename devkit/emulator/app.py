@@ -39,6 +39,9 @@ def create_emulator(
     scopes: list[str] | tuple[str, ...] | None = None,
     plan: str | None = None,
     revocation_delay: float = 0.0,
+    omit_failure_user_id: bool = False,
+    log_pii: str = "off",
+    scp_for_api_password: bool = False,
 ) -> Starlette:
     """An ASGI app that answers like Auth0's token endpoint and Management API.
 
@@ -49,7 +52,9 @@ def create_emulator(
     `revocation_available=False`): below Enterprise the session and refresh-token
     endpoints answer as a plan without them (see `management`);
     `revocation_delay` seconds pass (on `clock`) before a 202 revocation shows.
-    The state is `app.state.emulator`.
+    Log-stream options (devkit.emulator.logstream): `log_format`,
+    `omit_failure_user_id`, `log_pii` (`off`, `mask`, `hash`) and
+    `scp_for_api_password`. The state is `app.state.emulator`.
     """
     specs = list(users or [])
     if users_file:
@@ -60,6 +65,9 @@ def create_emulator(
         content_format=log_format,
         client_id=client_id,
         clock=clock,
+        omit_failure_user_id=omit_failure_user_id,
+        pii=log_pii,
+        scp_for_api_password=scp_for_api_password,
     )
     state = EmulatorState(
         domain=domain,

@@ -5,13 +5,14 @@ None of this exists on Auth0.
     POST   /__emulator/reset            clear the request log (DELETE /__emulator/requests too)
     POST   /__emulator/users            add a user: a users-file object
     GET    /__emulator/users/{id}       a user plus blocked, password_changed, sessions_revoked, ...
-    POST   /__emulator/blocks/{id}      block a user, as brute-force protection would
+    POST   /__emulator/blocks/{id}      block a user from an IP, as brute-force protection
+                                        would: {"ip"?} (default 127.0.0.1)
     POST   /__emulator/faults           queue a fault: {"path_prefix", "status", "times"?,
                                         "method"?, "reset_after"?, "retry_after"?};
                                         {"clear": true} (or DELETE) drops all faults
     POST   /__emulator/tokens/revoke    forget issued tokens: the next API call gets a 401
     POST   /__emulator/logs             stream one log event: {"type", "user_id"?, "description"?,
-                                        "date"?}
+                                        "date"?, "ip"?}
 """
 
 from __future__ import annotations
@@ -73,7 +74,11 @@ async def inspect_user(request: Request) -> Response:
 
 
 async def block(request: Request) -> Response:
-    found = emulator(request).block(request.path_params["user_id"])
+    spec = await body_of(request)
+    ip = spec.get("ip") if isinstance(spec, dict) else None
+    state = emulator(request)
+    user_id = request.path_params["user_id"]
+    found = state.block(user_id, ip) if isinstance(ip, str) and ip else state.block(user_id)
     return _missing() if found is None else JSONResponse(found)
 
 
@@ -103,7 +108,12 @@ async def inject_log(request: Request) -> Response:
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         return _bad('A log event needs a "type".')
     target = state.user(str(spec.get("user_id", "")))
-    event = state.logs.event(spec["type"], target, str(spec.get("description", "injected")))
+    ip = spec.get("ip")
+    description = str(spec.get("description", "injected"))
+    if isinstance(ip, str) and ip:
+        event = state.logs.event(spec["type"], target, description, ip=ip)
+    else:
+        event = state.logs.event(spec["type"], target, description)
     if "date" in spec:
         event["data"]["date"] = spec["date"]
     await state.logs.deliver([event])

@@ -157,7 +157,7 @@ async def patch_user(request: Request, state: EmulatorState, body: Any) -> Respo
             # readings: whether Auth0 keeps the old flag is not documented).
             target.email_verified = False
         events += [
-            state.logs.event("sapi", target, "Update a User"),
+            state.logs.api_write("Update a User", "PATCH", state.logs.user_path(target), body),
             state.logs.event("sce", target, "Change email"),
         ]
     if "email_verified" in body:
@@ -233,19 +233,27 @@ def _set_password(state: EmulatorState, target: EmulatedUser, body: dict[str, An
     target.password_hash = hash_password(password)
     target.history = [*target.history, target.password_hash][-HISTORY_KEPT:]
     target.password_changed += 1
-    target.failed_logins = 0
+    target.failed_logins.clear()
     _merge_metadata(target, body)  # in the same write as the password: all or nothing
     target.last_password_reset = target.updated_at = state.now_iso()
-    # No unblock here: whether a PATCH lifts brute-force blocks is unconfirmed.
-    events = [
-        state.logs.event("sapi", target, "Update a User"),
-        state.logs.event("scp", target, "Change password"),
-    ]
+    # No unblock here: Auth0 lifts a block when "the affected user changes their
+    # password"; whether an admin's PATCH counts is unconfirmed.
+    events = [state.logs.api_write("Update a User", "PATCH", state.logs.user_path(target), body)]
+    if state.logs.scp_for_api_password:
+        # Off by default: Auth0 documents `sapi` for every Management API write, but
+        # no source says it also logs `scp` for a password set this way.
+        events.append(state.logs.event("scp", target, "Change password"))
     return JSONResponse(target.public(), background=BackgroundTask(state.logs.deliver, events))
 
 
-def _blocks(target: EmulatedUser) -> JSONResponse:
-    blocked = [{"identifier": target.email, "ip": "127.0.0.1"}] if target.blocked else []
+def _blocks(targets: list[EmulatedUser]) -> JSONResponse:
+    """One `{identifier, ip, connection}` per blocked IP (the Management API's
+    `blocked_for`; `ip` may be omitted under Account Lockout, not emulated)."""
+    blocked = [
+        {"identifier": t.email, "ip": ip, "connection": t.connection}
+        for t in targets
+        for ip in t.blocked_ips
+    ]
     return JSONResponse({"blocked_for": blocked})
 
 
@@ -254,8 +262,8 @@ async def user_blocks(request: Request, state: EmulatorState, body: Any) -> Resp
     if target is None:
         return not_found()
     if request.method == "GET":
-        return _blocks(target)
-    target.blocked, target.failed_logins = False, 0
+        return _blocks([target])
+    target.unblock()  # every IP's block of this user
     return Response(status_code=204)
 
 
@@ -263,9 +271,9 @@ async def blocks_by_identifier(request: Request, state: EmulatorState, body: Any
     identifier = request.query_params.get("identifier", "")
     targets = [u for u in state.users.values() if identifier and u.email == identifier.lower()]
     if request.method == "GET":
-        return _blocks(targets[0]) if targets else JSONResponse({"blocked_for": []})
+        return _blocks(targets)
     for target in targets:
-        target.blocked, target.failed_logins = False, 0
+        target.unblock()
     return Response(status_code=204)
 
 

@@ -45,7 +45,7 @@ async def token(request: Request) -> Response:
         return api_error(fault.status, "Injected fault", headers=fault.headers(state.clock()))
     grant = fields.get("grant_type")
     if grant == "password":
-        return _sign_in(state, fields)
+        return _sign_in(state, fields, _client_ip(request))
     if grant != "client_credentials":
         return _oauth_error(403, "unsupported_grant_type", "Grant type not allowed for client.")
     good = secrets.compare_digest(str(fields.get("client_id", "")), state.client_id)
@@ -68,25 +68,35 @@ async def token(request: Request) -> Response:
     )
 
 
-def _sign_in(state: EmulatorState, fields: dict[str, Any]) -> Response:
+def _client_ip(request: Request) -> str:
+    # A backend using the password grant forwards the end user's IP in
+    # `auth0-forwarded-for` (Auth0's resource-owner-password docs); without it the
+    # caller's own address is the one brute-force protection sees.
+    forwarded = request.headers.get("auth0-forwarded-for", "").strip()
+    return forwarded or (request.client.host if request.client else "127.0.0.1")
+
+
+def _sign_in(state: EmulatorState, fields: dict[str, Any], ip: str) -> Response:
     if fields.get("client_id") != state.client_id:
         return _oauth_error(401, "access_denied", "Unauthorized")
     email = str(fields.get("username", "")).strip().lower()
     user = next((u for u in state.users_with_email(email) if u.password_hash), None)
-    if user is not None and user.blocked:
-        return JSONResponse(BLOCKED, 429)
+    if user is not None and ip in user.blocked_ips:
+        return JSONResponse(BLOCKED, 429)  # blocked from this IP only
     if user is None or not check_password(
         str(fields.get("password", "")), user.password_hash or ""
     ):
         if user is None:
             return JSONResponse(WRONG, 403)
-        user.failed_logins += 1
-        if user.failed_logins < FAILED_LOGINS_BEFORE_BLOCK:
+        # Counted per IP and identifier: the brute force threshold is "incorrect
+        # login attempts allowed from a single IP address to a single user identifier".
+        user.failed_logins[ip] = user.failed_logins.get(ip, 0) + 1
+        if user.failed_logins[ip] < FAILED_LOGINS_BEFORE_BLOCK:
             return JSONResponse(WRONG, 403)
-        user.blocked = True
-        event = state.logs.event("limit_wc", user, "Blocked account")
+        user.block(ip)
+        event = state.logs.event("limit_wc", user, "Blocked account", ip=ip)
         return JSONResponse(WRONG, 403, background=BackgroundTask(state.logs.deliver, [event]))
-    user.failed_logins = 0
+    user.failed_logins.pop(ip, None)
     return JSONResponse(
         {
             "access_token": secrets.token_urlsafe(24),

@@ -13,7 +13,7 @@ from typing import Any, Final
 from devkit.emulator.logstream import LogStream, iso
 from devkit.emulator.policy import PasswordPolicy
 from devkit.emulator.ratelimit import RateLimitConfig, TokenBucket
-from devkit.emulator.users import EmulatedUser, user_from_spec
+from devkit.emulator.users import DEFAULT_IP, EmulatedUser, user_from_spec
 
 __all__ = ["PLANS", "EmulatorState", "Fault", "redact"]
 
@@ -202,12 +202,12 @@ class EmulatorState:
         seen["revocations_pending"] = sum(1 for p in self.pending_revocations if p[1] == user_id)
         return seen
 
-    def block(self, user_id: str) -> dict[str, Any] | None:
-        """A brute-force block, as after too many failed sign-ins."""
+    def block(self, user_id: str, ip: str = DEFAULT_IP) -> dict[str, Any] | None:
+        """A brute-force block of `ip` for this user, as after too many failed sign-ins."""
         user = self.users.get(user_id)
         if user is None:
             return None
-        user.blocked = True
+        user.block(ip)
         return user.inspect()
 
     # -- tokens ---------------------------------------------------------------------

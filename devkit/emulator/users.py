@@ -8,9 +8,32 @@ A users file is a JSON list of objects:
      "user_id": "auth0|jane",            default: generated, prefixed by the primary provider
      "name": "Jane Doe", "locale": "de", "email_verified": true, "blocked": false,
      "connection": "Username-Password-Authentication",
+     "primary": "database" | "social",   with both: which identity is the primary
+     "database_user_id": "5f3c...",      the linked database identity's own id
      "note": "..."}                      ignored: room for documentation
 
-`password` and `social` together make one user with two linked identities.
+`password` and `social` together make one user with two linked identities. By
+default the database identity is the primary (`auth0|...`); `"primary": "social"`
+makes the account Auth0 shows after linking a database user *into* a social one:
+`user_id` is the social id, `identities[0]` the social identity, and the database
+identity follows with its own `user_id` and `profileData` (the Management API's
+user schema, `identities[].profileData`; account linking docs,
+https://auth0.com/docs/manage-users/user-accounts/user-account-linking). Its
+password is set with `PATCH /api/v2/users/{primary id}` naming the `connection`
+("If you are updating ... password of a secondary identity, you need to specify
+the connection property too", Update a User). `users-by-email` matches the root
+`email` only: whether Auth0 also matches a linked identity's `profileData.email`
+is unconfirmed, and not matching is the stricter reading.
+
+Brute-force blocks are per IP, as Auth0's default "Block Brute-force Logins"
+response ("blocks additional login attempts to the given user identifier from the
+IP address that triggered brute-force protection",
+https://auth0.com/docs/secure/attack-protection/brute-force-protection): a user
+blocked from one IP still signs in from another. Not emulated: the "Account
+Lockout" response (every IP), the block notification mail, Auth0 lifting a block
+when the user changes the password, and the same-user login throttle behind
+`limit_sul` (20 logins a minute from one IP; inject the event with
+`POST /__emulator/logs` instead).
 """
 
 from __future__ import annotations
@@ -22,6 +45,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from devkit.emulator.policy import hash_password
+
+DEFAULT_IP: Final = "127.0.0.1"
 
 __all__ = ["DB_CONNECTION", "DEMO_USERS", "EmulatedUser", "load_users", "user_from_spec"]
 
@@ -40,8 +65,10 @@ class EmulatedUser:
     password_hash: str | None
     created_at: str
     email_verified: bool = False
-    blocked: bool = False
-    failed_logins: int = 0
+    blocked_ips: list[str] = field(default_factory=list)  # brute-force blocks, per IP
+    failed_logins: dict[str, int] = field(default_factory=dict)  # per IP, since a success
+    social_primary: bool = False
+    database_user_id: str | None = None  # the linked database identity's own id
     history: list[str] = field(default_factory=list)  # hashes, the current one last
     password_changed: int = 0
     sessions_revoked: int = 0
@@ -51,28 +78,41 @@ class EmulatedUser:
     updated_at: str = ""
     app_metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocked_ips)
+
+    def block(self, ip: str = DEFAULT_IP) -> None:
+        if ip not in self.blocked_ips:
+            self.blocked_ips.append(ip)
+
+    def unblock(self) -> None:
+        self.blocked_ips.clear()
+        self.failed_logins.clear()
+
     def identities(self) -> list[dict[str, Any]]:
         local_id = self.user_id.partition("|")[2] or self.user_id
-        found: list[dict[str, Any]] = []
+        database: dict[str, Any] | None = None
+        social: dict[str, Any] | None = None
         if self.connection:
-            found.append(
-                {
-                    "connection": self.connection,
-                    "provider": "auth0",
-                    "user_id": local_id,
-                    "isSocial": False,
-                }
-            )
+            database = {
+                "connection": self.connection,
+                "provider": "auth0",
+                "user_id": self.database_user_id or local_id,
+                "isSocial": False,
+            }
         if self.social:
-            found.append(
-                {
-                    "connection": self.social,
-                    "provider": self.social,
-                    "user_id": local_id,
-                    "isSocial": True,
-                }
-            )
-        return found
+            social = {
+                "connection": self.social,
+                "provider": self.social,
+                "user_id": local_id,
+                "isSocial": True,
+            }
+        if self.social_primary and database is not None:
+            # A linked secondary identity carries its own profile.
+            database["profileData"] = {"email": self.email, "email_verified": self.email_verified}
+            return [i for i in (social, database) if i is not None]
+        return [i for i in (database, social) if i is not None]
 
     def public(self) -> dict[str, Any]:
         """The user as the Management API shows it."""
@@ -98,7 +138,8 @@ class EmulatedUser:
         return {
             **self.public(),
             "blocked": self.blocked,
-            "failed_logins": self.failed_logins,
+            "blocked_ips": list(self.blocked_ips),
+            "failed_logins": sum(self.failed_logins.values()),
             "password_changed": self.password_changed,
             "sessions_revoked": self.sessions_revoked,
             "refresh_tokens_revoked": self.refresh_tokens_revoked,
@@ -115,9 +156,15 @@ def user_from_spec(spec: dict[str, Any], now: str) -> EmulatedUser:
     has_password = isinstance(password, str) and bool(password)
     if not has_password and not social:
         raise ValueError(f"{email}: give a password, a social provider, or both")
-    provider = "auth0" if has_password else str(social)
+    social_primary = spec.get("primary") == "social"
+    if social_primary and not (has_password and social):
+        raise ValueError(f"{email}: a social primary needs both a password and a social provider")
+    provider = "auth0" if has_password and not social_primary else str(social)
     password_hash = hash_password(str(password)) if has_password else None
-    return EmulatedUser(
+    database_user_id = spec.get("database_user_id") or (
+        uuid.uuid4().hex[:24] if social_primary else None
+    )
+    user = EmulatedUser(
         user_id=str(spec.get("user_id") or f"{provider}|{uuid.uuid4().hex[:24]}"),
         # Auth0 stores database users' addresses in lower case.
         email=email.lower() if has_password else email,
@@ -128,9 +175,13 @@ def user_from_spec(spec: dict[str, Any], now: str) -> EmulatedUser:
         password_hash=password_hash,
         created_at=now,
         email_verified=bool(spec.get("email_verified", False)),
-        blocked=bool(spec.get("blocked", False)),
         history=[password_hash] if password_hash else [],
+        social_primary=social_primary,
+        database_user_id=str(database_user_id) if database_user_id else None,
     )
+    if spec.get("blocked"):
+        user.block()
+    return user
 
 
 def load_users(path: str | Path) -> list[dict[str, Any]]:

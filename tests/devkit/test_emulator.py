@@ -317,7 +317,13 @@ async def test_user_blocks(http: httpx.AsyncClient, state: EmulatorState) -> Non
     state.block("auth0|jane")
     blocked = await http.get("/api/v2/user-blocks/auth0%7Cjane", headers=headers)
     assert blocked.json() == {
-        "blocked_for": [{"identifier": "jane@example.com", "ip": "127.0.0.1"}]
+        "blocked_for": [
+            {
+                "identifier": "jane@example.com",
+                "ip": "127.0.0.1",
+                "connection": "Username-Password-Authentication",
+            }
+        ]
     }
     by_identifier = await http.get(
         "/api/v2/user-blocks", params={"identifier": "jane@example.com"}, headers=headers

@@ -211,15 +211,13 @@ malformed_items = st.one_of(
         ),
         max_size=12,
     ),
-    framing=st.sampled_from(["array", "lines", "wrapped"]),
+    framing=st.sampled_from(["array", "lines"]),
 )
 def test_log_stream_item_counts_add_up(items: list[tuple[bool, Any]], framing: str) -> None:
     ran()
     values = [value for _, value in items]
     if framing == "array":
         body = json.dumps(values).encode()
-    elif framing == "wrapped":
-        body = json.dumps({"logs": values}).encode()
     else:
         body = "\n".join(json.dumps(v) for v in values).encode()
     parsed = logstream.parse(body)

@@ -161,11 +161,13 @@ def test_action_bodies_with_a_valid_token_never_get_a_5xx(service: Service) -> N
         answer = service.action(body)
         answered(answer.status_code)
         statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
-        assert answer.status_code in {200, 400, 401, 422}, answer.text
+        assert answer.status_code in {200, 202, 400, 401, 422}, answer.text
         assert answer.headers["content-type"] == "application/json"
         reply = answer.json()
         if answer.status_code == 200:
             assert reply["status"] == "ok" and reply["voided"] == 0
+        elif answer.status_code == 202:  # only an address: found in a job
+            assert reply == {"status": "accepted"}
         else:
             assert isinstance(reply["error"], str) and reply["message"]
 
@@ -295,18 +297,20 @@ def test_log_stream_batches_never_get_a_5xx(service: Service) -> None:
     @settings(FUZZ, max_examples=share("log_stream"))
     @given(
         items=st.lists(log_items, max_size=8),
-        framing=st.sampled_from(["array", "lines", "wrapped"]),
+        framing=st.sampled_from(["array", "lines"]),
         ensure_ascii=st.booleans(),
     )
     def run(items: list[Any], framing: str, ensure_ascii: bool) -> None:
         if framing == "array":
             body = _encode(items, ensure_ascii)
-        elif framing == "wrapped":
-            body = _encode({"logs": items}, ensure_ascii)
         else:
             body = b"\n".join(_encode(item, ensure_ascii) for item in items)
         answer = service.log_stream(body)
         answered(answer.status_code)
+        if not body:
+            # No line at all: nothing parses as JSON, refused so Auth0 retries.
+            assert answer.status_code == 400, answer.text
+            return
         assert answer.status_code == 200, answer.text
         summary = answer.json()
         assert min(summary.values()) >= 0, summary

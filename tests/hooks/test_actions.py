@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
+from sqlalchemy import text
 
 from hooks.app import create_app
 from resetrelay.reset.requests import issue
@@ -336,6 +337,11 @@ async def test_bad_json_is_400(service: Service, body: bytes) -> None:
         {"type": "post_change_password", "user": {"user_id": "a" * 256}},
         {"type": "post_change_password", "user": {"user_id": "auth0|\u0000"}},
         {"type": "post_change_password", "user": {"user_id": "auth0|\ud800"}},
+        {"type": "post_change_password", "user": {}},
+        {"type": "post_change_password", "user": {"email": "not an address"}},
+        {"type": "post_change_password", "user": {"email": "a@example.com, b@example.com"}},
+        {"type": "post_change_password", "user": {"email": "Jane <jane@example.com>"}},
+        {"type": "post_change_password", "user": {"email": ["jane@example.com"]}},
     ],
 )
 async def test_a_bad_user_is_400(service: Service, event: dict[str, Any]) -> None:
@@ -378,3 +384,24 @@ async def test_deeply_nested_json_is_400_not_500(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_payload"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_only_an_address_is_accepted_and_resolved_in_a_job(service: Service) -> None:
+    # Auth0 marks event.user.user_id optional: with only the address, the lookup is an
+    # Auth0 call, made by a job after the answer (202), never inside the request.
+    body = json.dumps(
+        {"type": "post_change_password", "user": {"email": "Jane@Example.com"}}
+    ).encode()
+    token = service.token(body)
+    answer = await service.post(body, token)
+    assert (answer.status_code, answer.json()) == (202, {"status": "accepted"})
+    async with service.runtime.db.begin() as conn:
+        rows = (
+            await conn.execute(text("SELECT payload FROM jobs WHERE kind = 'auth0.log_event'"))
+        ).all()
+    ((payload,),) = rows
+    stored = payload if isinstance(payload, dict) else json.loads(payload)
+    assert stored["type"] == "scp" and stored["user_name"] == "jane@example.com"
+    assert "user_id" not in stored or stored["user_id"] is None
+    replayed = await service.post(body, token)
+    assert replayed.status_code == 401  # the jti was spent with the job, once

@@ -22,10 +22,29 @@ def test_json_array() -> None:
     assert [(i.log_id, i.type) for i in parsed.items] == [("a", "scp"), ("b", "pwd_leak")]
 
 
-def test_single_object_and_wrapped_array() -> None:
+def test_single_object_is_one_item_and_a_wrapper_is_malformed() -> None:
     assert [i.log_id for i in parse(json.dumps(item("one")).encode()).items] == ["one"]
-    wrapped = json.dumps({"logs": [item("x"), item("y")]}).encode()
-    assert [i.log_id for i in parse(wrapped).items] == ["x", "y"]
+    # No source shows a wrapper object: it is not guessed at, it is counted.
+    wrapped = parse(json.dumps({"logs": [item("x"), item("y")]}).encode())
+    assert (wrapped.items, wrapped.malformed, wrapped.unparseable) == ([], 1, False)
+
+
+def test_a_body_where_nothing_parses_is_unparseable() -> None:
+    for body in (b"", b"\n \n", b"{not json", b"{not\n[json", b"[" * 100_000):
+        parsed = parse(body)
+        assert parsed.unparseable and parsed.items == [], body[:20]
+    assert not parse(b"null").unparseable  # JSON, just not an item
+
+
+def test_nested_fields() -> None:
+    (entry,) = parse(
+        json.dumps(item("a", "sapi", details={"request": {"path": "/x", "body": {}}})).encode()
+    ).items
+    assert entry.text("details", "request", "path") == "/x"
+    assert entry.field("details", "request", "body") == {}
+    assert entry.text("details", "request", "body") is None  # not text
+    assert entry.text("details", "nothing", "path") is None
+    assert entry.text("user_id", "deeper") is None  # a string has no fields
 
 
 def test_log_id_may_sit_inside_data() -> None:

@@ -1,18 +1,31 @@
-"""`requested` at the door: one durable job per event id, the same answer for all."""
+"""`requested` at the door: one durable job per event id, the same answer for all;
+and the lookup of the job, over the Auth0 emulator, for accounts Auth0 has linked."""
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
 import anyio
+import httpx
 import pytest
 from sqlalchemy import select
 
+from devkit.emulator import create_emulator
 from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.requests import REQUESTED, Requested, recipient
 from resetrelay.runtime import Runtime
+from resetrelay.webhooks import sign
 from storage.database import Database
 from storage.models import Job
 from storage.sql import table
+from tests.conftest import WEBHOOK_SECRET, Clock
+from tests.support import serve_in_thread
 
 pytestmark = pytest.mark.anyio
 _jobs = table(Job)
@@ -90,3 +103,69 @@ def test_an_address_that_is_not_one_mailbox_is_none(email: str) -> None:
 )
 def test_one_mailbox_is_the_address(email: str) -> None:
     assert recipient(email, "auth0|x", Metrics()) == email
+
+
+# -- the lookup: a social primary account with our database identity linked ------------
+
+KEY = base64.b64decode(WEBHOOK_SECRET.removeprefix("whsec_") + "==")
+DB = "Username-Password-Authentication"
+LENA = "lena@example.com"
+LINKED_USERS = [
+    # Linked by Auth0 with the social identity as the primary: user_id is the social id.
+    {"email": LENA, "password": "Old-Passw0rd!", "social": "google-oauth2",
+     "primary": "social", "user_id": "google-oauth2|1057", "database_user_id": "65f0c2"},
+    {"email": "sam@example.com", "social": "google-oauth2", "user_id": "google-oauth2|sam"},
+]  # fmt: skip
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    with serve_in_thread(create_emulator(domain="acme.eu.auth0.com", users=LINKED_USERS)) as url:
+        yield url
+
+
+async def _send(client: httpx.AsyncClient, clock: Clock, type_: str, **data: Any) -> httpx.Response:
+    body = json.dumps({"type": type_, "timestamp": "2026-11-28T10:00:00Z", "data": data}).encode()
+    headers = sign(KEY, f"msg_{uuid.uuid4().hex}", int(clock().timestamp()), body)
+    return await client.post(
+        "/hooks/website", content=body, headers={**headers, "content-type": "application/json"}
+    )
+
+
+async def test_a_social_primary_resets_its_linked_database_password(
+    service: Callable[[str], Any], emulator_url: str, clock: Clock
+) -> None:
+    # The Management API's Update a User: "If you are updating ... password of a
+    # secondary identity, you need to specify the connection property too". So the
+    # database identity's password is set on the primary (social) user id, naming our
+    # connection: such a user is a database user of ours and gets a reset link.
+    async with service(emulator_url) as (client, runtime, smtp):
+        assert (
+            await _send(client, clock, "password_reset.requested", email=LENA)
+        ).status_code == 202
+        await runtime.worker.drain()
+        (mail,) = [r.message() for r in smtp.handler.received]
+        assert mail["To"] == LENA
+        text_part = mail.get_body(("plain",)).get_content()
+        link = next(w for w in text_part.split() if w.startswith("https://www.example.com/"))
+        ticket = parse_qs(urlsplit(link).query)["ticket"][0]
+        done = await _send(
+            client,
+            clock,
+            "password_reset.confirm",
+            ticket=ticket,
+            new_password="Corr3ct-Horse-Battery",
+        )
+        assert (done.status_code, done.json()) == (200, {"status": "completed"})
+        # A social-only address still gets nothing (and the same 202).
+        assert (
+            await _send(client, clock, "password_reset.requested", email="sam@example.com")
+        ).status_code == 202
+        await runtime.worker.drain()
+        assert all(r.rcpt_tos == [LENA] for r in smtp.handler.received)
+    requests = httpx.get(f"{emulator_url}/__emulator/requests").json()
+    (patch,) = [r for r in requests if r["method"] == "PATCH" and r.get("has_password")]
+    assert patch["raw_path"] == "/api/v2/users/google-oauth2%7C1057"
+    assert patch["json"]["connection"] == DB
+    user = httpx.get(f"{emulator_url}/__emulator/users/google-oauth2|1057").json()
+    assert user["password_changed"] == 1
