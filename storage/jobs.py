@@ -343,10 +343,15 @@ async def listing(
 
 async def requeue_dead(
     conn: AsyncConnection, *, now: datetime, ids: Sequence[int] | None = None
-) -> list[int]:
-    """Put dead jobs (those listed, or every one when `ids` is None) back in the queue,
-    due now, with a fresh count of attempts; returns the ids requeued. A job that is
-    not dead (queued, running, done) is left alone: retrying it could run it twice."""
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Give dead jobs (those listed, or every one when `ids` is None) one more attempt,
+    due now; returns (id, kind, payload) of each job requeued.
+
+    One attempt, as Sidekiq's "retry now" on its dead set (`retry_count` minus one)
+    and good_job's `retry_job` (its execution count goes on): if the cause is not
+    fixed the job is dead again after one try, not after a whole new round of
+    backoff. A job that is not dead (queued, running, done) is left alone:
+    retrying it could run it twice."""
     query = update(_jobs).where(_jobs.c.status == DEAD)
     if ids is not None:
         if not ids:
@@ -355,14 +360,14 @@ async def requeue_dead(
     result = await conn.execute(
         query.values(
             status=QUEUED,
-            attempts=0,
+            attempts=_jobs.c.max_attempts - 1,
             run_after=now,
             lease_until=None,
             lease_token=None,
             updated_at=now,
-        ).returning(_jobs.c.id)
+        ).returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload)
     )
-    return sorted(int(job_id) for job_id in result.scalars())
+    return sorted(((int(r.id), r.kind, dict(r.payload)) for r in result), key=lambda t: t[0])
 
 
 async def purge_finished(conn: AsyncConnection, *, older_than: datetime) -> int:

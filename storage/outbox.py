@@ -187,6 +187,19 @@ async def oldest_queued(conn: AsyncConnection) -> datetime | None:
     ).scalar_one()
 
 
+async def requeue_dead(conn: AsyncConnection, mail_ids: Collection[int]) -> int:
+    """Dead mails back to queued, for a send job that an operator retries (the
+    courier skips a mail whose row is dead)."""
+    if not mail_ids:
+        return 0
+    result = await conn.execute(
+        update(_mail)
+        .where(_mail.c.id.in_(list(mail_ids)), _mail.c.status == DEAD)
+        .values(status=QUEUED)
+    )
+    return int(result.rowcount)
+
+
 async def counts(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(select(_mail.c.status, func.count()).group_by(_mail.c.status))
     return {status: int(n) for status, n in rows.all()}
