@@ -45,6 +45,11 @@ class Ops:
     smtp: Server
     clock: Clock
     database_url: str
+    relay: RefusingRecipients  # the SMTP server's handler
+
+    def refuse_next(self, n: int = 1) -> None:
+        """The relay refuses the next `n` recipients for good (550)."""
+        self.relay.times = n
 
     async def send(self, type_: str, **data: Any) -> httpx.Response:
         body = json.dumps({"type": type_, "data": data}).encode()
@@ -106,8 +111,9 @@ async def ops(
     settings_for: Callable[..., Settings],
     emulator_url: str,
 ) -> AsyncIterator[Ops]:
-    """The service; its SMTP server refuses the next `handler.times` recipients."""
-    smtp = smtp_server(RefusingRecipients(reply="550 5.1.1 mailbox unavailable", times=0))
+    """The service, its SMTP server refusing recipients when told (`Ops.refuse_next`)."""
+    relay = RefusingRecipients(reply="550 5.1.1 mailbox unavailable", times=0)
+    smtp = smtp_server(relay)
     settings = settings_for(
         database_url,
         AUTH0_BASE_URL=emulator_url,
@@ -118,5 +124,5 @@ async def ops(
     app = create_app(settings, runtime=runtime)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://resetrelay.test") as client:
-        yield Ops(client, runtime, smtp, clock, database_url)
+        yield Ops(client, runtime, smtp, clock, database_url, relay)
     await runtime.aclose()

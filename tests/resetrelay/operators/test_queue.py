@@ -28,7 +28,7 @@ async def test_jobs_list_masks_every_address(ops: Ops) -> None:
 
 
 async def test_a_dead_mail_retried_goes_out(ops: Ops) -> None:
-    ops.smtp.handler.times = 1  # the relay refuses the next recipient for good (550)
+    ops.refuse_next()
     await ops.request(JANE)
     assert ops.mails() == []
     (dead,) = await ops.cli_json("jobs", "list", "--state", "dead")
@@ -90,7 +90,7 @@ async def test_retry_leaves_jobs_that_are_not_dead_alone(ops: Ops) -> None:
 
 async def test_purge_deletes_finished_jobs_only(ops: Ops) -> None:
     await ops.request(JANE)
-    ops.smtp.handler.times = 1
+    ops.refuse_next()
     await ops.request("kim@example.com")  # its mail's job dies
     await ops.send("password_reset.requested", email="sam@example.com")  # stays queued
     kinds = {(j["kind"], j["state"]) for j in await ops.cli_json("jobs", "list")}
