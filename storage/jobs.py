@@ -370,12 +370,19 @@ async def requeue_dead(
     return sorted(((int(r.id), r.kind, dict(r.payload)) for r in result), key=lambda t: t[0])
 
 
-async def purge_finished(conn: AsyncConnection, *, older_than: datetime) -> int:
-    """Delete done and dead jobs last changed before `older_than`; never a queued or
+async def purge_finished(
+    conn: AsyncConnection, *, older_than: datetime, limit: int | None = None
+) -> int:
+    """Delete done and dead jobs last changed before `older_than`, at most `limit` of
+    them (a caller deletes a large backlog in short transactions); never a queued or
     running one."""
-    result = await conn.execute(
-        delete(_jobs).where(_jobs.c.status.in_((DONE, DEAD)), _jobs.c.updated_at < older_than)
-    )
+    finished = and_(_jobs.c.status.in_((DONE, DEAD)), _jobs.c.updated_at < older_than)
+    query = delete(_jobs).where(finished)
+    if limit is not None:
+        query = delete(_jobs).where(
+            _jobs.c.id.in_(select(_jobs.c.id).where(finished).limit(limit)), finished
+        )
+    result = await conn.execute(query)
     return int(result.rowcount)
 
 

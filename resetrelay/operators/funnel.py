@@ -38,7 +38,7 @@ async def read(db: Database, *, now: datetime, days: int) -> Funnel:
     """The last `days` days (UTC), today included."""
     last = now.date()
     first = last - timedelta(days=max(1, days) - 1)
-    async with db.begin() as conn:
+    async with db.read() as conn:
         rows = await funnel.since(conn, first)
     return Funnel(first, last, _by_key(rows))
 

@@ -72,7 +72,7 @@ async def gather(
 ) -> History:
     """Everything stored about the person with this address or user id."""
     address = email.strip().lower() if email else None
-    async with db.begin() as conn:
+    async with db.read() as conn:  # reads only: takes no write lock on SQLite
         asked_emails = [address] if address else []
         asked_users = [user_id] if user_id else []
         first = await tickets.for_person(conn, emails=asked_emails, user_ids=asked_users)

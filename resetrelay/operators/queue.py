@@ -27,7 +27,7 @@ from storage import audit, jobs, outbox
 from storage.database import Database
 from storage.jobs import JobRow
 
-STATES = (jobs.QUEUED, jobs.RUNNING, jobs.DONE, jobs.DEAD)
+PURGE_BATCH = 5000
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -52,7 +52,7 @@ def masked(value: Any) -> Any:
 
 
 async def listing(db: Database, *, state: str | None, kind: str | None, limit: int) -> list[JobRow]:
-    async with db.begin() as conn:
+    async with db.read() as conn:
         return await jobs.listing(conn, status=state, kind=kind, limit=limit)
 
 
@@ -88,20 +88,35 @@ async def retry(
     return Retried(ids, mails)
 
 
-async def purge(db: Database, operator: Operator, *, now: datetime, older_than: timedelta) -> int:
-    """Delete done and dead jobs last changed more than `older_than` ago."""
-    async with db.begin() as conn:
-        deleted = await jobs.purge_finished(conn, older_than=now - older_than)
-        await audit.record(
-            conn,
-            at=now,
-            actor=operator.actor,
-            host=operator.host,
-            action="jobs.purge",
-            rows=deleted,
-            detail=f"finished before {(now - older_than).isoformat()}",
-        )
-    return deleted
+async def purge(
+    db: Database,
+    operator: Operator,
+    *,
+    now: datetime,
+    older_than: timedelta,
+    batch: int = PURGE_BATCH,
+) -> int:
+    """Delete done and dead jobs last changed more than `older_than` ago, `batch` at a
+    time: each batch is its own short transaction with its own audit line, so a large
+    backlog never holds a long lock on the table the workers claim from."""
+    cutoff = now - older_than
+    total = 0
+    while True:
+        async with db.begin() as conn:
+            deleted = await jobs.purge_finished(conn, older_than=cutoff, limit=batch)
+            if deleted or not total:  # the first line even when nothing was finished
+                await audit.record(
+                    conn,
+                    at=now,
+                    actor=operator.actor,
+                    host=operator.host,
+                    action="jobs.purge",
+                    rows=deleted,
+                    detail=f"finished before {cutoff.isoformat()}",
+                )
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,7 @@ class OutboxStats:
 
 
 async def outbox_stats(db: Database, *, now: datetime) -> OutboxStats:
-    async with db.begin() as conn:
+    async with db.read() as conn:
         counts = await outbox.by_status_and_template(conn)
         oldest = await outbox.oldest_queued(conn)
     return OutboxStats(counts, oldest, now)

@@ -3,8 +3,16 @@ real CLI."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from resetrelay.audit import Operator
+from resetrelay.operators import queue
+from storage import jobs
+from storage.audit import recent
+from storage.database import Database
+from tests.conftest import Clock
 from tests.resetrelay.operators.conftest import JANE, Ops
 
 pytestmark = pytest.mark.anyio
@@ -110,10 +118,28 @@ async def test_purge_deletes_finished_jobs_only(ops: Ops) -> None:
     )
 
     async with ops.runtime.db.begin() as conn:
-        from storage.audit import recent
-
         lines = await recent(conn)
     assert [(a.action, a.rows, a.actor) for a in lines] == [
         ("jobs.purge", 4, "ana@support"),
         ("jobs.purge", 0, "ana@support"),
     ]
+
+
+async def test_purge_deletes_a_backlog_in_short_audited_batches(
+    database: Database, clock: Clock
+) -> None:
+    async with database.begin() as conn:
+        for n in range(5):
+            await jobs.enqueue(conn, "k", {"n": n}, now=clock())
+        claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=5)
+        assert await jobs.complete_many(conn, claimed, now=clock()) == {j.id for j in claimed}
+    clock.advance(10)
+    ana = Operator("ana", "host")
+    deleted = await queue.purge(database, ana, now=clock(), older_than=timedelta(0), batch=2)
+    assert deleted == 5
+    again = await queue.purge(database, ana, now=clock(), older_than=timedelta(0), batch=2)
+    assert again == 0
+    async with database.begin() as conn:
+        lines = await recent(conn)
+        assert await jobs.listing(conn) == []
+    assert [line.rows for line in reversed(lines)] == [2, 2, 1, 0]
