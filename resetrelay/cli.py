@@ -15,9 +15,10 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -25,6 +26,7 @@ from resetrelay import __version__, logs
 from resetrelay.settings import MAIL, PREVIEW, WEB, WORKER, Settings, SettingsError
 
 log = logging.getLogger("resetrelay.cli")
+T = TypeVar("T")
 
 
 class CommandFailed(Exception):
@@ -287,6 +289,159 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- inspect: inspect, tickets revoke, jobs list|retry|purge, outbox stats, funnel ---
+
+
+def _on_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(db)` on a migrated DATABASE_URL; a database that does not answer is
+    one line (exit 1)."""
+    from storage.database import Database, StorageError
+
+    async def main() -> T:
+        await _schema_current(settings)
+        db = Database(settings.database_url)
+        try:
+            return await work(db)
+        except StorageError as exc:
+            raise CommandFailed(f"the database does not answer ({exc})") from exc
+        finally:
+            await db.dispose()
+
+    return anyio.run(main)
+
+
+def _subjects(settings: Settings) -> Any:
+    """Audit subjects are keyed by SECRET_KEY: a command that names a person needs it."""
+    from resetrelay.audit import Subjects
+
+    key = settings.secret_key.reveal()
+    if not key:
+        print("resetrelay: SECRET_KEY is required but not set", file=sys.stderr)
+        raise SystemExit(2)
+    return Subjects(key)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from resetrelay.operators import history
+
+    settings = _settings()
+    subjects = _subjects(settings)
+    found = _on_database(
+        settings,
+        lambda db: history.gather(db, subjects, now=_now(), email=args.email, user_id=args.user),
+    )
+    print(history.dumps(found) if args.json else history.as_text(found))
+    return 0
+
+
+def cmd_tickets_revoke(args: argparse.Namespace) -> int:
+    from resetrelay.audit import Operator
+    from resetrelay.operators.revocation import revoke
+
+    settings = _settings()
+    subjects = _subjects(settings)
+    done = _on_database(
+        settings,
+        lambda db: revoke(
+            db,
+            subjects,
+            Operator.current(),
+            now=_now(),
+            email=args.email,
+            user_id=args.user,
+            reason=args.reason,
+        ),
+    )
+    users = len(done.user_ids)
+    print(
+        f"resetrelay: revoked {done.count} open ticket{'s' * (done.count != 1)}"
+        f" of {users} user{'s' * (users != 1)}"
+    )
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    from resetrelay.operators import queue
+
+    settings = _settings()
+    rows = _on_database(
+        settings,
+        lambda db: queue.listing(db, state=args.state, kind=args.kind, limit=args.limit),
+    )
+    print(queue.jobs_json(rows) if args.json else queue.jobs_text(rows))
+    return 0
+
+
+def cmd_jobs_retry(args: argparse.Namespace) -> int:
+    from resetrelay.audit import Operator
+    from resetrelay.operators import queue
+
+    if not args.ids and not args.all_dead:
+        raise CommandFailed("name the jobs to retry (IDs) or pass --all-dead")
+    if args.ids and args.all_dead:
+        raise CommandFailed("give job IDs or --all-dead, not both")
+    settings = _settings()
+    asked = None if args.all_dead else list(dict.fromkeys(args.ids))
+    done = _on_database(
+        settings, lambda db: queue.retry(db, Operator.current(), now=_now(), job_ids=asked)
+    )
+    ids = ", ".join(map(str, done.job_ids)) or "none"
+    n = len(done.job_ids)
+    print(f"resetrelay: requeued {n} dead job{'s' * (n != 1)} for one more attempt: {ids}")
+    if done.mails_requeued:
+        print(f"resetrelay: {done.mails_requeued} dead mail(s) queued again with their jobs")
+    left = [i for i in asked or [] if i not in done.job_ids]
+    if left:
+        raise CommandFailed(f"not dead (or no such job), left alone: {', '.join(map(str, left))}")
+    return 0
+
+
+def cmd_jobs_purge(args: argparse.Namespace) -> int:
+    from resetrelay.audit import Operator
+    from resetrelay.operators import queue
+
+    try:
+        older_than = queue.parse_duration(args.older_than)
+    except ValueError as exc:
+        raise CommandFailed(f"--older-than: {exc}") from exc
+    settings = _settings()
+    deleted = _on_database(
+        settings,
+        lambda db: queue.purge(db, Operator.current(), now=_now(), older_than=older_than),
+    )
+    print(f"resetrelay: deleted {deleted} finished job{'s' * (deleted != 1)} (done or dead)")
+    return 0
+
+
+def cmd_outbox_stats(args: argparse.Namespace) -> int:
+    from resetrelay.operators import funnel, queue
+
+    settings = _settings()
+
+    async def work(db: Any) -> tuple[queue.OutboxStats, funnel.Funnel]:
+        now = _now()
+        return await queue.outbox_stats(db, now=now), await funnel.read(db, now=now, days=7)
+
+    stats, counted = _on_database(settings, work)
+    print(queue.outbox_json(stats, counted) if args.json else queue.outbox_text(stats, counted))
+    return 0
+
+
+def cmd_funnel(args: argparse.Namespace) -> int:
+    from resetrelay.operators import funnel
+
+    if args.days < 1:
+        raise CommandFailed("--days must be at least 1")
+    settings = _settings()
+    counted = _on_database(settings, lambda db: funnel.read(db, now=_now(), days=args.days))
+    print(funnel.dumps(counted) if args.json else funnel.as_text(counted))
+    return 0
+
+
 def _command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -297,6 +452,19 @@ def _command(
     parser = sub.add_parser(name, help=summary, description=description)
     parser.set_defaults(func=func)
     return parser
+
+
+def _group(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command whose actions are subcommands (`resetrelay jobs list`)."""
+    parser = sub.add_parser(name, help=summary, description=description)
+    return parser.add_subparsers(
+        dest=f"{name}_action", required=True, metavar="ACTION", help="what to do"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -428,6 +596,85 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("folder", help="where to write the files")
     s.add_argument("--locale", action="append", help="a language to render (repeatable; en)")
+    # --- inspect: inspect, tickets revoke, jobs list|retry|purge, outbox stats, funnel ---
+    s = _command(
+        sub,
+        "inspect",
+        cmd_inspect,
+        "one person's reset history",
+        "Show one person's reset history: tickets (never their values), mails, Auth0 "
+        "follow-ups, inbound events and operator actions. Addresses are shown whole "
+        "here, because the operator asked for this person. Needs SECRET_KEY.",
+    )
+    who = s.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the person's address")
+    who.add_argument("--user", help="the person's Auth0 user id (auth0|...)")
+    s.add_argument("--json", action="store_true", help="print JSON with stable keys, for scripts")
+    group = _group(sub, "tickets", "act on tickets", "Act on one person's tickets.")
+    s = _command(
+        group,
+        "revoke",
+        cmd_tickets_revoke,
+        "void a person's open tickets",
+        "Void every open ticket of the user (or of the users holding one mailed to the "
+        "address): their links then verify as `revoked`. Written to the audit trail. "
+        "Needs SECRET_KEY.",
+    )
+    who = s.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the address the tickets were mailed to")
+    who.add_argument("--user", help="the Auth0 user id")
+    s.add_argument("--reason", help="why, for the audit trail (not stored with the tickets)")
+    group = _group(sub, "jobs", "the job queue", "List, retry and purge jobs.")
+    s = _command(
+        group,
+        "list",
+        cmd_jobs_list,
+        "list jobs, newest first",
+        "List jobs newest first; addresses in payloads are masked.",
+    )
+    s.add_argument("--state", choices=["queued", "running", "dead", "done"], help="only these")
+    s.add_argument("--kind", help="only this kind (e.g. mail.send)")
+    s.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    s.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    s = _command(
+        group,
+        "retry",
+        cmd_jobs_retry,
+        "give dead jobs one more attempt",
+        "Put dead jobs back in the queue for one more attempt, due now (a dead mail goes "
+        "back to queued with its job). Jobs that are not dead are left alone. Audited.",
+    )
+    s.add_argument("ids", nargs="*", type=int, help="the dead jobs' ids")
+    s.add_argument("--all-dead", action="store_true", help="every dead job")
+    s = _command(
+        group,
+        "purge",
+        cmd_jobs_purge,
+        "delete old finished jobs",
+        "Delete done and dead jobs last changed longer ago than --older-than; queued and "
+        "running jobs are never deleted. Audited.",
+    )
+    s.add_argument("--older-than", required=True, help="a duration: 30d, 12h, 15m, 90s, 2w")
+    group = _group(sub, "outbox", "the mail outbox", "The mail outbox for operators.")
+    s = _command(
+        group,
+        "stats",
+        cmd_outbox_stats,
+        "mails by state and template, the oldest queued, the funnel",
+        "Count mails by state and template, show how long the oldest queued mail has "
+        "waited, and the last 7 days of the reset funnel by purpose.",
+    )
+    s.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    s = _command(
+        sub,
+        "funnel",
+        cmd_funnel,
+        "where users drop out of resets",
+        "Show the reset funnel (requested, limited, found, unknown, social, mailed, "
+        "opened, completed) per day, purpose and locale, and totals by purpose.",
+    )
+    s.add_argument("--days", type=int, default=7, help="how many days back, today included (7)")
+    s.add_argument("--json", action="store_true", help="print JSON with stable keys, for scripts")
     return p
 
 

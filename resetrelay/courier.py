@@ -35,6 +35,7 @@ from mail.errors import PermanentMailError, TransientMailError, scrub_addresses
 from mail.message import addr_spec, build_message
 from mail.render import MailRenderer
 from mail.smtp import SmtpMailer
+from resetrelay import funnel
 from resetrelay.jobs.kinds import Kind, Registry, enqueue
 from resetrelay.jobs.run import JobRun, Permanent, Retry, settle_completed
 from resetrelay.logs import mask_email
@@ -242,6 +243,8 @@ class Courier:
         if not await outcomes.record(run, mail_id, outbox.SENT):
             return
         self.metrics.mails.labels("sent").inc()
+        if ticket is not None:
+            funnel.counted(self.metrics, "mailed", ticket.purpose)
         log.info(
             "mail sent",
             extra={
@@ -383,6 +386,7 @@ class _Outcomes:
             owned = jobs.complete_many_sync(conn, [run.job for run in runs], now=now)
             sent = [m for run, m, st, _ in batch if st == outbox.SENT and run.job.id in owned]
             outbox.mark_sync(conn, sent, outbox.SENT, now=now, attempted=True)
+            funnel.mailed_sync(conn, sent, at=now)
             for run, mail_id, status, error in batch:
                 if status in (outbox.EXPIRED, outbox.DEAD) and run.job.id in owned:
                     outbox.mark_sync(conn, [mail_id], status, now=now, error=error)

@@ -78,6 +78,13 @@ class Metrics:
         self.rate_limited = Counter(
             "resetrelay_rate_limit_hits", "Reset requests over a rate limit", ["scope"], registry=r
         )
+        self.funnel = Counter(
+            "resetrelay_funnel_steps",
+            "Resets reaching each funnel step (requested, limited, found, unknown, social,"
+            " mailed, opened, completed) by purpose; per day and locale in `resetrelay funnel`",
+            ["step", "purpose"],
+            registry=r,
+        )
         self.log_events = Counter(
             "resetrelay_log_events", "Auth0 log events by type", ["type"], registry=r
         )

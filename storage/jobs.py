@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -301,3 +301,113 @@ async def enqueue_many(
             for payload in payloads
         ],
     )
+
+
+# -- for operators (resetrelay.operators.queue) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+_JOB_ROW = [getattr(_jobs.c, name) for name in JobRow.__dataclass_fields__]
+
+
+def _job_row(row: Any) -> JobRow:
+    values = dict(row._mapping)
+    values["payload"] = dict(values["payload"] or {})
+    return JobRow(**values)
+
+
+async def listing(
+    conn: AsyncConnection, *, status: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[JobRow]:
+    """Jobs newest first, optionally of one status and one kind."""
+    query = select(*_JOB_ROW).order_by(_jobs.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(_jobs.c.status == status)
+    if kind is not None:
+        query = query.where(_jobs.c.kind == kind)
+    return [_job_row(row) for row in await conn.execute(query)]
+
+
+async def requeue_dead(
+    conn: AsyncConnection, *, now: datetime, ids: Sequence[int] | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Give dead jobs (those listed, or every one when `ids` is None) one more attempt,
+    due now; returns (id, kind, payload) of each job requeued.
+
+    One attempt, as Sidekiq's "retry now" on its dead set (`retry_count` minus one)
+    and good_job's `retry_job` (its execution count goes on): if the cause is not
+    fixed the job is dead again after one try, not after a whole new round of
+    backoff. A job that is not dead (queued, running, done) is left alone:
+    retrying it could run it twice."""
+    query = update(_jobs).where(_jobs.c.status == DEAD)
+    if ids is not None:
+        if not ids:
+            return []
+        query = query.where(_jobs.c.id.in_(list(ids)))
+    result = await conn.execute(
+        query.values(
+            status=QUEUED,
+            attempts=_jobs.c.max_attempts - 1,
+            run_after=now,
+            lease_until=None,
+            lease_token=None,
+            updated_at=now,
+        ).returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload)
+    )
+    return sorted(((int(r.id), r.kind, dict(r.payload)) for r in result), key=lambda t: t[0])
+
+
+async def purge_finished(
+    conn: AsyncConnection, *, older_than: datetime, limit: int | None = None
+) -> int:
+    """Delete done and dead jobs last changed before `older_than`, at most `limit` of
+    them (a caller deletes a large backlog in short transactions); never a queued or
+    running one."""
+    finished = and_(_jobs.c.status.in_((DONE, DEAD)), _jobs.c.updated_at < older_than)
+    query = delete(_jobs).where(finished)
+    if limit is not None:
+        query = delete(_jobs).where(
+            _jobs.c.id.in_(select(_jobs.c.id).where(finished).limit(limit)), finished
+        )
+    result = await conn.execute(query)
+    return int(result.rowcount)
+
+
+async def for_person(
+    conn: AsyncConnection,
+    *,
+    kinds: Sequence[str],
+    user_ids: Sequence[str] = (),
+    emails: Sequence[str] = (),
+) -> list[JobRow]:
+    """Jobs of `kinds` whose payload names one of `user_ids` (`user_id`) or `emails`
+    (`email`, `user_name`), oldest first. Payloads are JSON without an index: this
+    reads every job of those kinds, which suits an operator's one-off question."""
+    conditions = []
+    if user_ids:
+        conditions.append(_jobs.c.payload["user_id"].as_string().in_(list(user_ids)))
+    if emails:
+        lowered = [e.lower() for e in emails]
+        conditions.append(func.lower(_jobs.c.payload["email"].as_string()).in_(lowered))
+        conditions.append(func.lower(_jobs.c.payload["user_name"].as_string()).in_(lowered))
+    if not conditions or not kinds:
+        return []
+    rows = await conn.execute(
+        select(*_JOB_ROW)
+        .where(_jobs.c.kind.in_(list(kinds)), or_(*conditions))
+        .order_by(_jobs.c.created_at, _jobs.c.id)
+    )
+    return [_job_row(row) for row in rows]

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -83,6 +83,8 @@ class Ticket(SQLModel, table=True):
     claimed_until: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)
     revoked_reason: str | None = Field(sa_column=Column(String(32), nullable=True))
+    # When the link was first opened (`verify`): the funnel counts each ticket once.
+    opened_at: datetime | None = _ts(nullable=True)
 
 
 class RateCounter(SQLModel, table=True):
@@ -191,3 +193,17 @@ class Auth0Finding(SQLModel, table=True):
     detail: str = Field(sa_column=Column(String(255), nullable=False))
     seen_at: datetime = _ts()
     until: datetime | None = _ts(nullable=True)
+
+
+class FunnelDay(SQLModel, table=True):
+    """How many resets reached each step of the funnel on one day (UTC), by purpose and
+    locale: requested -> limited | found | unknown | social -> mailed -> opened ->
+    completed. Counts only, upserted where each step happens; no person in it."""
+
+    __tablename__ = "funnel_days"
+
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    purpose: str = Field(sa_column=Column(String(16), primary_key=True))
+    locale: str = Field(sa_column=Column(String(16), primary_key=True))
+    step: str = Field(sa_column=Column(String(16), primary_key=True))
+    total: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import MailMessage
@@ -131,6 +131,73 @@ _MARKS = {
     for attempted in (False, True)
     for sent in (False, True)
 }
+
+
+@dataclass(frozen=True)
+class MailHistory:
+    """A mail as an operator sees it (`resetrelay inspect`): never its context."""
+
+    id: int
+    template: str
+    recipient: str
+    locale: str
+    ticket_id: str | None
+    message_id: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+async def for_person(
+    conn: AsyncConnection, *, ticket_ids: Collection[str] = (), recipients: Collection[str] = ()
+) -> list[MailHistory]:
+    """The mails of these tickets or to these addresses, oldest first."""
+    conditions = []
+    if ticket_ids:
+        conditions.append(_mail.c.ticket_id.in_(list(ticket_ids)))
+    if recipients:
+        conditions.append(func.lower(_mail.c.recipient).in_([r.lower() for r in recipients]))
+    if not conditions:
+        return []
+    columns = [getattr(_mail.c, name) for name in MailHistory.__dataclass_fields__]
+    rows = await conn.execute(
+        select(*columns).where(or_(*conditions)).order_by(_mail.c.created_at, _mail.c.id)
+    )
+    return [MailHistory(**row._mapping) for row in rows]
+
+
+async def by_status_and_template(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """How many mails are in each (status, template)."""
+    rows = await conn.execute(
+        select(_mail.c.status, _mail.c.template, func.count()).group_by(
+            _mail.c.status, _mail.c.template
+        )
+    )
+    return {(status, template): int(n) for status, template, n in rows.all()}
+
+
+async def oldest_queued(conn: AsyncConnection) -> datetime | None:
+    """When the oldest mail still waiting to go out was queued."""
+    return (  # type: ignore[no-any-return]
+        await conn.execute(
+            select(func.min(_mail.c.created_at)).where(_mail.c.status.in_((QUEUED, SENDING)))
+        )
+    ).scalar_one()
+
+
+async def requeue_dead(conn: AsyncConnection, mail_ids: Collection[int]) -> int:
+    """Dead mails back to queued, for a send job that an operator retries (the
+    courier skips a mail whose row is dead)."""
+    if not mail_ids:
+        return 0
+    result = await conn.execute(
+        update(_mail)
+        .where(_mail.c.id.in_(list(mail_ids)), _mail.c.status == DEAD)
+        .values(status=QUEUED)
+    )
+    return int(result.rowcount)
 
 
 async def counts(conn: AsyncConnection) -> dict[str, int]:

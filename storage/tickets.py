@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Ticket
@@ -39,6 +39,7 @@ class TicketRow:
     created_at: datetime
     expires_at: datetime
     claimed_until: datetime | None
+    opened_at: datetime | None = None
 
     def status(self, now: datetime) -> str:
         """`valid`, or why not: `expired`, `used`, `revoked`."""
@@ -136,6 +137,7 @@ def _row(row: Any) -> TicketRow:
         created_at=row.created_at,
         expires_at=row.expires_at,
         claimed_until=row.claimed_until,
+        opened_at=row.opened_at,
     )
 
 
@@ -233,3 +235,61 @@ async def issued_since(
         )
     ).first()
     return row is not None
+
+
+async def mark_opened(conn: AsyncConnection, ticket_id: str, *, now: datetime) -> bool:
+    """Note the first time the link was opened; True only for that first time, so the
+    funnel counts a ticket once however often its page is reloaded or scanned."""
+    result = await conn.execute(
+        update(_tickets)
+        .where(_tickets.c.id == ticket_id, _tickets.c.opened_at.is_(None))
+        .values(opened_at=now)
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class TicketHistory:
+    """A ticket as an operator sees it: everything but its hash."""
+
+    id: str
+    user_id: str
+    email: str
+    purpose: str
+    locale: str
+    state: str
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    opened_at: datetime | None
+    finished_at: datetime | None
+    revoked_reason: str | None
+
+
+async def for_person(
+    conn: AsyncConnection, *, emails: Collection[str] = (), user_ids: Collection[str] = ()
+) -> list[TicketHistory]:
+    """Every ticket of these users or mailed to these addresses, oldest first."""
+    conditions = []
+    if emails:
+        conditions.append(func.lower(_tickets.c.email).in_([e.lower() for e in emails]))
+    if user_ids:
+        conditions.append(_tickets.c.user_id.in_(list(user_ids)))
+    if not conditions:
+        return []
+    columns = [getattr(_tickets.c, name) for name in TicketHistory.__dataclass_fields__]
+    rows = await conn.execute(
+        select(*columns).where(or_(*conditions)).order_by(_tickets.c.created_at, _tickets.c.id)
+    )
+    return [TicketHistory(**row._mapping) for row in rows]
+
+
+async def open_user_ids(conn: AsyncConnection, email: str, *, now: datetime) -> list[str]:
+    """The users who hold a ticket mailed to `email` that could still be used."""
+    rows = await conn.execute(
+        select(_tickets.c.user_id)
+        .where(func.lower(_tickets.c.email) == email.lower(), _usable(now))
+        .distinct()
+        .order_by(_tickets.c.user_id)
+    )
+    return [row.user_id for row in rows]

@@ -47,7 +47,7 @@ from identity.errors import (
 from identity.errors import (
     PasswordRejected as Auth0PasswordRejected,
 )
-from resetrelay import courier
+from resetrelay import courier, funnel
 from resetrelay.jobs.kinds import Kind, Registry, enqueue
 from resetrelay.jobs.run import JobRun, Retry
 from resetrelay.logs import mask_email
@@ -148,6 +148,7 @@ async def settle_reset(
     `current_email` is the user's address at Auth0 as last seen, if known."""
     if not await tickets.mark_used(conn, row.id, now=now):
         return False
+    await funnel.completed(conn, row, at=now)
     await after_reset(conn, settings, row, now=now, via_link=via_link, current_email=current_email)
     return True
 
@@ -240,6 +241,7 @@ class Confirms:
             if checked == "expired":
                 self.metrics.tickets.labels("expired").inc()
             return TicketClosed(checked)
+        await funnel.opened(self.db, self.metrics, checked, at=self.now())
         return TicketOpen(checked.expires_at, mask_email(checked.email), checked.locale)
 
     # -- confirm --------------------------------------------------------------------
@@ -350,6 +352,7 @@ class Confirms:
 
     def _completed(self, row: TicketRow) -> None:
         self.metrics.tickets.labels("used").inc()
+        funnel.counted(self.metrics, "completed", row.purpose)
         self.wake_worker()
         log.info(
             "password reset completed",
@@ -478,6 +481,7 @@ class Confirms:
                     conn, self.settings, row, now=now, via_link=True, current_email=user.email
                 ):
                     self.metrics.tickets.labels("used").inc()
+                    funnel.counted(self.metrics, "completed", row.purpose)
                     log.warning("confirm settled by guard after a lost commit")
                 return
             await tickets.release(conn, row.id, count_attempt=False, max_attempts=10)

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from identity.client import Auth0Client
 from identity.errors import IdentityError, InsufficientScope
 from mail.message import addr_spec
-from resetrelay import courier
+from resetrelay import courier, funnel
 from resetrelay.jobs.kinds import Kind, Registry
 from resetrelay.jobs.run import JobRun, Retry
 from resetrelay.keys import derive
@@ -168,10 +168,12 @@ class Requests:
         if request.over_limit is not None:
             return request.over_limit
         now = self.now()
+        asked = request.locale or self.settings.default_locale  # the funnel's locale
 
         def count(conn: Connection) -> tuple[bool, bool]:
             refused = self._limits.refused_sync(conn, request.email, request.client_ip, now=now)
             over = refused is not None
+            funnel.requested_sync(conn, self.metrics, at=now, locale=asked, limited=over)
             jobs.update_payload_sync(
                 conn, run.job, REQUESTED.encode(replace(request, over_limit=over))
             )
@@ -190,8 +192,9 @@ class Requests:
         if await self._over_limit(run, request):
             log.info("reset request over rate limit", extra={"fields": {"user": mask_email(email)}})
             return
+        asked = request.locale or self.settings.default_locale  # the funnel's locale
         try:
-            user = await self.auth0.find_database_user(email)
+            users = await self.auth0.users_by_email(email.strip().lower())
         except InsufficientScope as exc:
             # Said loudly, then retried later: once the scope is granted, the mail goes.
             await self.tenant.missing_scope(exc, consequence="no reset mail can be sent")
@@ -199,10 +202,15 @@ class Requests:
         except IdentityError as exc:
             raise retry_for(exc) from exc
         await self.tenant.call_worked(LOOKUP_CALL)
+        user = next((u for u in users if u.is_database_user), None)
         if user is None:
             # Unknown or social-only: nothing to send. (Auth0 resets social users at
             # their provider.) The website's answer was the same 202 either way.
             log.info("no database user for reset", extra={"fields": {"user": mask_email(email)}})
+            async with self.db.begin() as conn:
+                outcome = "social" if users else "unknown"
+                await funnel.looked_up(conn, self.metrics, outcome, at=self.now(), locale=asked)
+                await run.complete(conn)
             return
         address = recipient(user.email or email, user.user_id, self.metrics, type="reset")
         if address is None:
@@ -220,6 +228,7 @@ class Requests:
                 purpose="reset",
                 now=self.now(),
             )
+            await funnel.looked_up(conn, self.metrics, "found", at=self.now(), locale=asked)
             await run.complete(conn)
         self.metrics.tickets.labels("issued").inc()
         self.metrics.mails.labels("queued").inc()

@@ -239,3 +239,69 @@ async def test_claim_and_complete_many_run_through_database_run(
     owned = await database.run(lambda conn: jobs.complete_many_sync(conn, batch, now=now))
     assert owned == set(ids[:2])
     assert [j.id for j in await claim(database, clock)] == ids[2:]
+
+
+async def _dead(db: Database, clock: Clock, job: jobs.ClaimedJob) -> None:
+    async with db.begin() as conn:
+        assert await jobs.bury(conn, job, now=clock(), error="boom")
+
+
+async def test_requeue_dead_gives_one_more_attempt_and_touches_no_live_job(
+    database: Database, clock: Clock
+) -> None:
+    ids = await enqueue(database, clock, 3, max_attempts=5)
+    first, second, third = await claim(database, clock)
+    await _dead(database, clock, first)
+    await _dead(database, clock, second)
+    clock.advance(10)
+    async with database.begin() as conn:
+        # The third is running: asking for it changes nothing.
+        requeued = await jobs.requeue_dead(conn, now=clock(), ids=[first.id, third.id])
+    assert [job_id for job_id, _, _ in requeued] == [first.id]
+    (again,) = await claim(database, clock)
+    assert again.id == first.id and again.attempts == 5 and again.exhausted
+    async with database.begin() as conn:
+        rest = await jobs.requeue_dead(conn, now=clock(), ids=None)
+        assert await jobs.requeue_dead(conn, now=clock(), ids=[]) == []
+    assert rest == [(second.id, "k", {"n": 1})]
+    async with database.begin() as conn:
+        listed = await jobs.listing(conn, status=jobs.RUNNING)
+    assert sorted(j.id for j in listed) == sorted([ids[0], ids[2]])
+
+
+async def test_purge_finished_deletes_done_and_dead_before_the_cutoff_only(
+    database: Database, clock: Clock
+) -> None:
+    await enqueue(database, clock, 3)
+    done, dead, _running = await claim(database, clock)
+    async with database.begin() as conn:
+        assert await jobs.complete(conn, done, now=clock())
+    await _dead(database, clock, dead)
+    await enqueue(database, clock)  # queued
+    async with database.begin() as conn:
+        assert await jobs.purge_finished(conn, older_than=clock()) == 0  # not older yet
+    clock.advance(1)
+    async with database.begin() as conn:
+        assert await jobs.purge_finished(conn, older_than=clock()) == 2
+        left = await jobs.listing(conn)
+    assert sorted(j.status for j in left) == ["queued", "running"]
+
+
+async def test_for_person_finds_jobs_by_user_id_or_address_in_their_payload(
+    database: Database, clock: Clock
+) -> None:
+    async with database.begin() as conn:
+        await jobs.enqueue(conn, "a", {"user_id": "auth0|1"}, now=clock())
+        await jobs.enqueue(conn, "b", {"email": "Jane@Example.com"}, now=clock())
+        await jobs.enqueue(conn, "b", {"user_name": "jane@example.com"}, now=clock())
+        await jobs.enqueue(conn, "b", {"email": "sam@example.com"}, now=clock())
+        await jobs.enqueue(conn, "c", {"user_id": "auth0|1"}, now=clock())
+        found = await jobs.for_person(
+            conn, kinds=["a", "b"], user_ids=["auth0|1"], emails=["jane@example.com"]
+        )
+        assert await jobs.for_person(conn, kinds=["a"]) == []
+    assert [(j.kind, j.payload) for j in found] == [
+        ("a", {"user_id": "auth0|1"}),
+        ("b", {"email": "Jane@Example.com"}),
+        ("b", {"user_name": "jane@example.com"}),
+    ]

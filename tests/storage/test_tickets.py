@@ -161,3 +161,38 @@ async def test_concurrent_issues_leave_one_open_ticket(database: Database, clock
     states = [(await get(database, f"t{n}")).status(clock()) for n in range(6)]
     assert states.count("valid") == 1
     assert states.count("revoked") == 5
+
+
+async def test_mark_opened_is_true_the_first_time_only(database: Database, clock: Clock) -> None:
+    await new(database, clock)
+    async with database.begin() as conn:
+        assert await tickets.mark_opened(conn, "t1", now=clock())
+    clock.advance(5)
+    async with database.begin() as conn:
+        assert not await tickets.mark_opened(conn, "t1", now=clock())
+    assert (await get(database)).opened_at == clock() - timedelta(seconds=5)
+
+
+async def test_open_user_ids_and_for_person(database: Database, clock: Clock) -> None:
+    await new(database, clock, "t1", "auth0|1")
+    clock.advance(1)
+    await new(database, clock, "t2", "auth0|1")  # voids t1 (superseded)
+    await new(database, clock, "t3", "auth0|2")
+    async with database.begin() as conn:
+        assert await tickets.open_user_ids(conn, "Jane@Example.com", now=clock()) == [
+            "auth0|1",
+            "auth0|2",
+        ]
+        assert await tickets.void_for_user(conn, "auth0|2", now=clock(), reason="operator") == 1
+        assert await tickets.open_user_ids(conn, "jane@example.com", now=clock()) == ["auth0|1"]
+        mine = await tickets.for_person(conn, user_ids=["auth0|1"])
+        everyone = await tickets.for_person(conn, emails=["JANE@example.com"])
+        assert await tickets.for_person(conn) == []
+    assert [(t.id, t.state, t.revoked_reason) for t in mine] == [
+        ("t1", "revoked", "superseded"),
+        ("t2", "open", None),
+    ]
+    assert sorted(t.id for t in everyone) == ["t1", "t2", "t3"]
+    clock.advance(3600)
+    async with database.begin() as conn:
+        assert await tickets.open_user_ids(conn, "jane@example.com", now=clock()) == []
