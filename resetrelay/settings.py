@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "MAIL",
+    "OPERATOR",
     "PREVIEW",
     "VARIABLES",
     "WEB",
@@ -155,8 +156,10 @@ def _colour(name: str, text: str) -> str:
 
 
 # Roles: which processes need a variable set. `serve` with the inline worker
-# plays web and worker; `send-test-mail` plays mail, `preview` only needs a brand.
+# plays web and worker; `send-test-mail` plays mail, `preview` only needs a brand;
+# operator commands (`forget`, `inspect`, ...) need the key of the audit pseudonyms.
 WEB, WORKER, MAIL, PREVIEW = "web", "worker", "mail", "preview"
+OPERATOR = "operator"
 _LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -195,6 +198,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         "and rate-limit keys derive from it; rotating it voids open tickets.",
         WEB,
         WORKER,
+        OPERATOR,
         secret=True,
         example="(48 random characters)",
     ),
@@ -318,6 +322,12 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="20",
     ),
     _v(
+        "RETENTION_DAYS",
+        "Finished tickets (expired, used, revoked), their mails (sent, dead, expired) and "
+        "finished jobs (done, dead) are deleted this many days after they finish (docs/data.md).",
+        default="30",
+    ),
+    _v(
         "MAIL_RETRY_INITIAL_SECONDS",
         "First retry delay of a failed send; exponential with jitter after it.",
         default="10",
@@ -404,6 +414,7 @@ class Settings:
     auth0_rate_limit: RateLimit | None = None
     auth0_live_reserve: int = 20
     mail_retry_initial_seconds: float = 10.0
+    retention_days: int = 30
     revoke_sessions: bool = True
     mark_email_verified: bool = True
     website_events_url: str = ""
@@ -548,6 +559,7 @@ class Settings:
                 lambda n, t: _float(n, t, minimum=0.0),
                 10.0,
             ),
+            retention_days=whole("RETENTION_DAYS", get("RETENTION_DAYS", "30"), 1),
             revoke_sessions=flag("REVOKE_SESSIONS", "true"),
             mark_email_verified=flag("MARK_EMAIL_VERIFIED", "true"),
             website_events_url=get("WEBSITE_EVENTS_URL"),
