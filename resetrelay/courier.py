@@ -70,11 +70,20 @@ class WebsiteEvent:
     data: dict[str, Any]
 
 
-def _start_sending(conn: Connection, claimed: list[jobs.ClaimedJob]) -> set[int]:
+def _start_sending(conn: Connection, claimed: list[jobs.ClaimedJob], now: datetime) -> set[int]:
     """The claim step of `mail.send` (resetrelay.jobs.kinds): the claimed jobs' mails
     are `sending` before the claim commits, so before any SMTP transaction starts.
-    Returns the jobs whose mail was `sending` already: it may have gone out."""
-    job_of = {SEND.decode(job.payload).mail_id: job.id for job in claimed}
+    Returns the jobs whose mail was `sending` already: it may have gone out.
+
+    A job whose attempts a lost worker used up is buried without running; its mail
+    is given up here, or it would stay unfinished, and kept, for ever."""
+    lost = [SEND.decode(job.payload).mail_id for job in claimed if job.attempts > job.max_attempts]
+    outbox.give_up_sync(conn, lost, now=now, error="attempts exhausted (worker lost)")
+    job_of = {
+        SEND.decode(job.payload).mail_id: job.id
+        for job in claimed
+        if job.attempts <= job.max_attempts
+    }
     return {job_of[mail_id] for mail_id in outbox.start_sending_sync(conn, job_of)}
 
 

@@ -109,6 +109,17 @@ def start_sending_sync(conn: Connection, mail_ids: Collection[int]) -> set[int]:
     return again
 
 
+def give_up_sync(conn: Connection, mail_ids: Collection[int], *, now: datetime, error: str) -> None:
+    """Mark the unfinished ones of `mail_ids` `dead`: their job will not run again."""
+    if mail_ids:
+        conn.execute(_GIVE_UP, {"ids": list(mail_ids), "now": now, "error": error})
+
+
+_GIVE_UP = (
+    update(_mail)
+    .where(_mail.c.id.in_(bindparam("ids", expanding=True)), _mail.c.status.in_((QUEUED, SENDING)))
+    .values(status=DEAD, last_error=bindparam("error"), finished_at=bindparam("now"))
+)
 _RESEND = (
     update(_mail)
     .where(_mail.c.id.in_(bindparam("ids", expanding=True)), _mail.c.status == SENDING)

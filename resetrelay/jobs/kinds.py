@@ -35,8 +35,11 @@ P = TypeVar("P")
 
 Handler = Callable[[JobRun], Awaitable[None]]
 BatchHandler = Callable[[list[JobRun]], Awaitable[None]]
-# Runs inside the claim's transaction; returns the ids of the jobs now in doubt.
-ClaimStep = Callable[[Connection, list[jobs.ClaimedJob]], set[int]]
+# Runs inside the claim's transaction, with the claim's time; returns the ids of the
+# jobs now in doubt. It sees every claimed job of its kind, also those the worker
+# will bury unrun because a lost worker used up their attempts (`job.attempts >
+# job.max_attempts`), so it can settle what they leave behind.
+ClaimStep = Callable[[Connection, list[jobs.ClaimedJob], datetime], set[int]]
 
 
 @dataclass(frozen=True)

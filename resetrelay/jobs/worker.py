@@ -118,7 +118,7 @@ class Worker:
         for name, group in by_kind.items():
             step = self.kinds[name].on_claim
             if step is not None:
-                in_doubt |= step(conn, group)
+                in_doubt |= step(conn, group, now)
         if not in_doubt:
             return claimed
         return [replace(job, in_doubt=True) if job.id in in_doubt else job for job in claimed]

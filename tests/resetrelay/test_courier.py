@@ -480,3 +480,32 @@ async def test_a_worker_killed_between_smtp_accept_and_the_status_write_resends_
     assert "resetrelay_mail_resent_total 1.0" in await service.metric("")
     (line,) = [r for r in caplog.records if "sent again" in r.getMessage()]
     assert JANE not in line.getMessage() and JANE not in str(getattr(line, "fields", ""))
+
+
+async def test_a_mail_whose_workers_all_died_is_given_up_not_kept_sending(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    handler = Recorder()
+    service = await build(f"smtp://127.0.0.1:{smtp(handler).port}")
+    worker = service.runtime.worker
+    async with service.runtime.db.begin() as conn:
+        mail_id = await courier.queue(
+            conn,
+            template="changed",
+            recipient=JANE,
+            locale="en",
+            context={"changed_at": clock().isoformat()},
+            message_id=courier.new_message_id("no-reply@acme.example"),
+            now=clock(),
+        )
+    for _ in range(courier.SEND.max_attempts):  # each claim's worker "dies" at once
+        assert len(await worker.claim(10)) == 1
+        clock.advance(worker.lease.total_seconds() + 1)
+    await worker.drain()  # the next claim finds the attempts used up: buried unrun
+    assert handler.received == []
+    (row,) = (
+        await service.runtime.db.run_read(lambda c: outbox.get_many_sync(c, [mail_id]))
+    ).values()
+    assert row.status == outbox.DEAD
+    async with service.runtime.db.read() as conn:
+        assert (await jobs.stats(conn, now=clock())).dead == 1

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
@@ -463,7 +463,8 @@ async def test_a_claim_step_runs_in_the_claim_and_marks_runs_in_doubt(
     seen: list[list[int]] = []
     doubts: dict[int, bool] = {}
 
-    def step(conn: Connection, claimed: list[jobs.ClaimedJob]) -> set[int]:
+    def step(conn: Connection, claimed: list[jobs.ClaimedJob], now: datetime) -> set[int]:
+        assert now == clock()
         seen.append(sorted(job.id for job in claimed))
         # Inside the claim's transaction: the jobs are already running here.
         statuses = conn.execute(select(_jobs.c.status).where(_jobs.c.id.in_(seen[-1])))
