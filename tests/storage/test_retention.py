@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from functools import partial
 
+import anyio
 import pytest
 from sqlalchemy import func, select
 
@@ -170,3 +171,22 @@ async def test_mails_finished_before_the_migration_have_a_finished_at(
             ).all()
         )
     assert rows == {sent: clock(), retry: None}
+
+
+async def test_concurrent_sweeps_share_the_rows_without_error(
+    database: Database, clock: Clock
+) -> None:
+    start = clock()
+    for i in range(20):
+        await mail(database, clock, f"c{i}", outbox.SENT, None)
+    clock.current = start + DAYS + timedelta(seconds=1)
+    totals: list[int] = []
+
+    async def one_sweep() -> None:
+        totals.append((await sweep(database, clock() - DAYS, batch=5))["mail_messages"])
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(one_sweep)
+    assert sum(totals) == 20
+    assert await ids(database, MailMessage) == set()
