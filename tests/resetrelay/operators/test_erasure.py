@@ -176,3 +176,10 @@ def test_forget_without_one_person_is_one_clear_line(tmp_path: Any) -> None:
     assert (not_an_address.returncode, not_an_address.stderr.count("\n")) == (1, 1)
     both = forget(url, "--email", JANE, "--user", JANE_ID)
     assert both.returncode == 2  # argparse: the two are exclusive
+
+
+def test_forget_against_an_unreachable_database_is_one_line() -> None:
+    result = forget("postgresql://nobody@127.0.0.1:1/none", "--email", JANE, "--yes")
+    assert result.returncode == 1
+    assert result.stderr.startswith("resetrelay: the database does not answer")
+    assert result.stderr.count("\n") == 1 and JANE not in result.stderr
