@@ -10,14 +10,15 @@ a new table cannot hold personal data unnoticed: it gets its line here.
     Address(column)        the column is one of the person's addresses (any case)
     UserId(column)         the column is one of the person's user ids
     Ref(column, table)     the column is the key of a row already found in `table`
-    JsonRef(key, table)    the JSON column holds `key`: a row already found in `table`
+    JsonRef(column, key, table)  the JSON column's `key` is the key of a row already
+                           found in `table` (a job's `mail_id`, `ticket_id`)
     Mentions(column)       a text or JSON column mentions an address or user id
                            anywhere (a JSON payload, an error text, a stored answer)
 
 `Mentions` narrows the rows in SQL with LIKE (the text as stored, and as JSON
-escapes it), so it reads the whole table: an erasure is rare, and it runs in
-one transaction so that nothing about the person is written meanwhile. Each
-row is then confirmed in Python: a string mentions a value when the
+escapes it), so it reads the whole table: an erasure is rare, and the search
+runs in the transaction that deletes, so what it finds is what goes. Each row
+is then confirmed in Python: a string mentions a value when the
 value occurs in it with no address or id character right before or after it,
 so `ane@example.com` does not match `jane@example.com`, nor `auth0|1` `auth0|12`.
 """
