@@ -155,7 +155,7 @@ async def test_batches_are_bounded(database: Database, clock: Clock) -> None:
     assert (await sweep(database, cutoff, batch=3))["mail_messages"] == 4
 
 
-async def test_mails_finished_before_the_migration_have_a_finished_at(
+async def test_marks_stamp_finished_at_for_finished_states_only(
     database: Database, clock: Clock
 ) -> None:
     """Marks stamp `finished_at` for every finished status, and only those."""
