@@ -442,6 +442,71 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- retention: forget ---
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from resetrelay.audit import Operator, Subjects
+    from resetrelay.operators.erasure import Erasure, Named, NoOneNamed
+    from resetrelay.settings import OPERATOR
+    from storage.database import Database, StorageError
+
+    try:
+        named = Named(email=args.email, user_id=args.user)
+    except NoOneNamed as exc:
+        raise CommandFailed(str(exc)) from exc
+    settings = _settings(OPERATOR)
+    who = logs.mask_email(named.email) if named.email else f"user {named.user_id}"
+
+    async def main() -> int:
+        db = Database(settings.database_url)
+        erasure = Erasure(
+            db, Subjects(settings.secret_key.reveal()), Operator.current(), _forget_now
+        )
+        try:
+            await _schema_current(settings)
+            if not args.yes:
+                counts = await erasure.count(named)
+                print(f"rows about {who} in this database:")
+                print(_forget_table(counts))
+                if not _forget_confirmed("erase them all, and keep only an audit line? [y/N] "):
+                    print("resetrelay: nothing erased")
+                    return 1
+            erased = await erasure.forget(named)
+        except StorageError as exc:
+            raise CommandFailed(f"the database does not answer ({exc})") from exc
+        finally:
+            await db.dispose()
+        print(f"erased {erased.rows} rows about {who}:")
+        print(_forget_table(erased.counts))
+        print(
+            f"audit line {erased.audit_id} keeps the pseudonym {erased.subject[:16]}…, no address"
+        )
+        print("Auth0 still holds the user: deleting it there is the tenant's (docs/data.md).")
+        return 0
+
+    return anyio.run(main)
+
+
+def _forget_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _forget_table(counts: dict[str, int]) -> str:
+    width = max(len("table"), *(len(name) for name in counts))
+    lines = [f"  {'table':<{width}}  rows"]
+    lines += [f"  {name:<{width}}  {n:>4}" for name, n in counts.items()]
+    return "\n".join(lines)
+
+
+def _forget_confirmed(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -675,6 +740,21 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--days", type=int, default=7, help="how many days back, today included (7)")
     s.add_argument("--json", action="store_true", help="print JSON with stable keys, for scripts")
+    # --- retention: forget ---
+    s = _command(
+        sub,
+        "forget",
+        cmd_forget,
+        "erase every row about one person (an erasure request)",
+        "Delete every row about one person from resetrelay's database: tickets, mails, "
+        "jobs and stored answers that hold the address or the user id (our tickets link "
+        "the two). Prints the rows by table and asks first, unless --yes. Keeps one audit "
+        "line with a keyed pseudonym, never the address. Auth0 itself is not touched.",
+    )
+    who = s.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the person's address")
+    who.add_argument("--user", help="the person's Auth0 user id")
+    s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return p
 
 

@@ -1,7 +1,7 @@
 """The courier: how a message gets out (Kratos' courier).
 
-Outbox mails are rows with a state (`queued → sent | dead | expired`) and one
-`mail.send` job each; the courier sends them in batches over the mailer's
+Outbox mails are rows with a state (`queued → sending → sent | dead | expired`)
+and one `mail.send` job each; the courier sends them in batches over the mailer's
 connection pool and records the outcomes by group commit (`_Outcomes`). A
 mail that carries a reset link gets its link only here, at send time, from
 the ticket id (`link`), and is not sent when its ticket can no longer be
@@ -11,6 +11,14 @@ The envelope's one recipient is the outbox row's, checked to be exactly one
 addr-spec and handed to the mailer as such: no header is read for recipients.
 A mail that can never be built (its recipient is not one address, a header
 would carry a line break) is dead at once, with one warning and no retry.
+
+At least once, made visible: the claim of a mail's job marks the mail
+`sending` in the claim's own transaction (`_start_sending`), before the SMTP
+transaction starts. If the worker dies, or the write of the outcome fails,
+after the relay took the mail, the row stays `sending`; the next claim finds it
+so, counts a re-send (`resetrelay_mail_resent_total`, `resends` on the row, one
+log line) and sends it again with the same Message-ID, so a receiving system
+that deduplicates by Message-ID sees one mail. docs/data.md draws the window.
 
 Request handlers and the reset flow only queue (`queue`, `queue_event`),
 inside their own transactions.
@@ -63,7 +71,24 @@ class WebsiteEvent:
     data: dict[str, Any]
 
 
-SEND = Kind("mail.send", SendMail, max_attempts=10, batch_limit=32)
+def _start_sending(conn: Connection, claimed: list[jobs.ClaimedJob], now: datetime) -> set[int]:
+    """The claim step of `mail.send` (resetrelay.jobs.kinds): the claimed jobs' mails
+    are `sending` before the claim commits, so before any SMTP transaction starts.
+    Returns the jobs whose mail was `sending` already: it may have gone out.
+
+    A job whose attempts a lost worker used up is buried without running; its mail
+    is given up here, or it would stay unfinished, and kept, for ever."""
+    lost = [SEND.decode(job.payload).mail_id for job in claimed if job.attempts > job.max_attempts]
+    outbox.give_up_sync(conn, lost, now=now, error="attempts exhausted (worker lost)")
+    job_of = {
+        SEND.decode(job.payload).mail_id: job.id
+        for job in claimed
+        if job.attempts <= job.max_attempts
+    }
+    return {job_of[mail_id] for mail_id in outbox.start_sending_sync(conn, job_of)}
+
+
+SEND = Kind("mail.send", SendMail, max_attempts=10, batch_limit=32, on_claim=_start_sending)
 WEBSITE_EVENT = Kind("website.event", WebsiteEvent, max_attempts=15)
 
 
@@ -245,6 +270,21 @@ class Courier:
         self.metrics.mails.labels("sent").inc()
         if ticket is not None:
             funnel.counted(self.metrics, "mailed", ticket.purpose)
+        if run.job.in_doubt:
+            # An earlier send of this mail started and its outcome was never written:
+            # the recipient may now hold it twice (with one Message-ID).
+            self.metrics.mail_resent.inc()
+            log.warning(
+                "mail sent again: an earlier send's outcome was unknown",
+                extra={
+                    "fields": {
+                        "template": row.template,
+                        "mail_id": mail_id,
+                        "message_id": row.message_id,
+                        "resends": row.resends,
+                    }
+                },
+            )
         log.info(
             "mail sent",
             extra={

@@ -102,6 +102,19 @@ class Metrics:
             ["type", "reason"],
             registry=r,
         )
+        self.mail_resent = Counter(
+            "resetrelay_mail_resent",
+            "Mails sent again after an earlier send started and its outcome was never"
+            " written (a worker died, or the database lost the write): each may have"
+            " reached its recipient twice, with one Message-ID",
+            registry=r,
+        )
+        self.retention_deleted = Counter(
+            "resetrelay_retention_deleted",
+            "Finished rows deleted RETENTION_DAYS after they finished, by table",
+            ["table"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

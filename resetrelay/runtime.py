@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
@@ -131,7 +131,9 @@ class Runtime:
         registry = Registry()
         for service in (requests, confirms, auth0_events, courier):
             service.register(registry)
-        housekeeping = Housekeeping(db, metrics, now)
+        housekeeping = Housekeeping(
+            db, metrics, now, retention=timedelta(days=settings.retention_days)
+        )
         worker = Worker(
             db=db,
             kinds=registry.table(),

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "MAIL",
+    "OPERATOR",
     "PREVIEW",
     "VARIABLES",
     "WEB",
@@ -169,8 +170,10 @@ def _colour(name: str, text: str) -> str:
 
 
 # Roles: which processes need a variable set. `serve` with the inline worker
-# plays web and worker; `send-test-mail` plays mail, `preview` only needs a brand.
+# plays web and worker; `send-test-mail` plays mail, `preview` only needs a brand;
+# operator commands (`forget`, `inspect`, ...) need the key of the audit pseudonyms.
 WEB, WORKER, MAIL, PREVIEW = "web", "worker", "mail", "preview"
+OPERATOR = "operator"
 _LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -209,6 +212,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         "and rate-limit keys derive from it; rotating it voids open tickets.",
         WEB,
         WORKER,
+        OPERATOR,
         secret=True,
         example="(48 random characters)",
     ),
@@ -332,6 +336,12 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="20",
     ),
     _v(
+        "RETENTION_DAYS",
+        "Finished tickets (expired, used, revoked), their mails (sent, dead, expired) and "
+        "finished jobs (done, dead) are deleted this many days after they finish (docs/data.md).",
+        default="30",
+    ),
+    _v(
         "MAIL_RETRY_INITIAL_SECONDS",
         "First retry delay of a failed send; exponential with jitter after it.",
         default="10",
@@ -421,6 +431,7 @@ class Settings:
     auth0_rate_limit: RateLimit | None = None
     auth0_live_reserve: int = 20
     mail_retry_initial_seconds: float = 10.0
+    retention_days: int = 30
     revoke_sessions: str = "auto"  # one of REVOCATION_MODES
     mark_email_verified: bool = True
     website_events_url: str = ""
@@ -565,6 +576,7 @@ class Settings:
                 lambda n, t: _float(n, t, minimum=0.0),
                 10.0,
             ),
+            retention_days=whole("RETENTION_DAYS", get("RETENTION_DAYS", "30"), 1),
             revoke_sessions=parse(
                 "REVOKE_SESSIONS", get("REVOKE_SESSIONS", "auto"), _revocation, "auto"
             ),

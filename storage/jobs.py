@@ -43,6 +43,9 @@ class ClaimedJob:
     max_attempts: int
     lease_token: str
     lease_until: datetime  # after this, another worker may take the job over
+    # Set by the kind's claim step (resetrelay.jobs.kinds): an earlier run of this
+    # job started its effect and never recorded the outcome, so it may have happened.
+    in_doubt: bool = False
 
     @property
     def exhausted(self) -> bool:

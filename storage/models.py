@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -67,7 +67,11 @@ class Ticket(SQLModel, table=True):
     the ticket is an HMAC of the id under SECRET_KEY (resetrelay.tickets)."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_user_state", "user_id", "state"),)
+    __table_args__ = (
+        Index("ix_tickets_user_state", "user_id", "state"),
+        # Retention deletes a ticket RETENTION_DAYS after it expires (storage.retention).
+        Index("ix_tickets_expires_at", "expires_at"),
+    )
 
     id: str = Field(sa_column=Column(String(64), primary_key=True))
     lookup_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
@@ -123,13 +127,18 @@ class RateBudget(SQLModel, table=True):
 
 
 class MailMessage(SQLModel, table=True):
-    """The outbox: queued -> sending -> sent | dead | expired.
+    """The outbox: queued -> sending -> sent | dead | expired (sending -> queued on a retry).
 
     A reset-style mail stores its ticket id, not the ticket: the link is derived
-    from SECRET_KEY when the mail is rendered for sending.
+    from SECRET_KEY when the mail is rendered for sending. `sending` is written in
+    the claim of the mail's job, before the SMTP transaction starts: a mail found
+    still `sending` by a later claim may have gone out, and `resends` counts the
+    sends started again over such an unknown outcome.
     """
 
     __tablename__ = "mail_messages"
+    # Retention deletes finished mails by `finished_at` (storage.retention).
+    __table_args__ = (Index("ix_mail_messages_finished_at", "finished_at"),)
 
     id: int | None = Field(
         default=None,
@@ -146,6 +155,10 @@ class MailMessage(SQLModel, table=True):
     last_error: str | None = Field(sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)  # when it became sent, dead or expired
+    resends: int = Field(
+        sa_column=Column(Integer, nullable=False, default=0, server_default=text("0"))
+    )
 
 
 class UsedToken(SQLModel, table=True):

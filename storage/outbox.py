@@ -17,6 +17,7 @@ from storage.sql import table
 _mail = table(MailMessage)
 
 QUEUED, SENDING, SENT, DEAD, EXPIRED = "queued", "sending", "sent", "dead", "expired"
+FINISHED = (SENT, DEAD, EXPIRED)  # no way out of these: retention counts from `finished_at`
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class MailRow:
     message_id: str
     status: str
     attempts: int
+    resends: int = 0
 
 
 async def insert(
@@ -86,7 +88,49 @@ def _row(row: Any) -> MailRow:
         message_id=row.message_id,
         status=row.status,
         attempts=row.attempts,
+        resends=row.resends,
     )
+
+
+def start_sending_sync(conn: Connection, mail_ids: Collection[int]) -> set[int]:
+    """Mark `mail_ids` `sending`, in the transaction that claims their jobs, before
+    any SMTP transaction starts; returns the ids that were `sending` already.
+
+    Such a mail's earlier send started and its outcome was never written (the
+    worker died, or the database did not take the write): the relay may have it
+    already. Its `resends` goes up by one, and the caller counts the re-send. A
+    mail in a finished state is left as it is (its job is done at once)."""
+    if not mail_ids:
+        return set()
+    params = {"ids": list(mail_ids)}
+    # This order: the first statement must see the rows before the second changes them.
+    again = {int(i) for i in conn.execute(_RESEND, params).scalars()}
+    conn.execute(_START, params)
+    return again
+
+
+def give_up_sync(conn: Connection, mail_ids: Collection[int], *, now: datetime, error: str) -> None:
+    """Mark the unfinished ones of `mail_ids` `dead`: their job will not run again."""
+    if mail_ids:
+        conn.execute(_GIVE_UP, {"ids": list(mail_ids), "now": now, "error": error})
+
+
+_GIVE_UP = (
+    update(_mail)
+    .where(_mail.c.id.in_(bindparam("ids", expanding=True)), _mail.c.status.in_((QUEUED, SENDING)))
+    .values(status=DEAD, last_error=bindparam("error"), finished_at=bindparam("now"))
+)
+_RESEND = (
+    update(_mail)
+    .where(_mail.c.id.in_(bindparam("ids", expanding=True)), _mail.c.status == SENDING)
+    .values(resends=_mail.c.resends + 1)
+    .returning(_mail.c.id)
+)
+_START = (
+    update(_mail)
+    .where(_mail.c.id.in_(bindparam("ids", expanding=True)), _mail.c.status == QUEUED)
+    .values(status=SENDING)
+)
 
 
 async def mark(
@@ -110,26 +154,30 @@ def mark_sync(
     error: str | None = None,
     attempted: bool = False,
 ) -> None:
-    """Set the status of each of `mail_ids` (one statement); for `Database.run`."""
+    """Set the status of each of `mail_ids` (one statement); for `Database.run`.
+    A finished status also stamps `finished_at`, where retention counts from."""
     if not mail_ids:
         return
     params = {"ids": list(mail_ids), "new_status": status, "error": error, "now": now}
-    conn.execute(_MARKS[attempted, status == SENT], params)
+    conn.execute(_MARKS[attempted, status == SENT, status in FINISHED], params)
 
 
-def _mark_statement(*, attempted: bool, sent: bool) -> Any:
+def _mark_statement(*, attempted: bool, sent: bool, finished: bool) -> Any:
     values: dict[str, Any] = {"status": bindparam("new_status"), "last_error": bindparam("error")}
     if attempted:
         values["attempts"] = _mail.c.attempts + 1
     if sent:
         values["sent_at"] = bindparam("now")
+    if finished:
+        values["finished_at"] = bindparam("now")
     return update(_mail).where(_mail.c.id.in_(bindparam("ids", expanding=True))).values(**values)
 
 
 _MARKS = {
-    (attempted, sent): _mark_statement(attempted=attempted, sent=sent)
+    (attempted, sent, finished): _mark_statement(attempted=attempted, sent=sent, finished=finished)
     for attempted in (False, True)
     for sent in (False, True)
+    for finished in (False, True)
 }
 
 

@@ -10,6 +10,11 @@ field left at None is not written, so a row holds only what was set.
 `Registry` binds each kind to its handler and gives the worker its table
 (`JobKind` / `BatchJobKind`, keyed by name). It is built once, in the
 composition root, before the worker: nothing is added afterwards.
+
+A kind may take a step inside the transaction that claims its jobs
+(`on_claim`): the courier marks its mails `sending` there, so the mark is
+durable before anything leaves. The step returns the ids of jobs whose
+earlier run may already have had its effect; their runs see `job.in_doubt`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resetrelay.jobs.run import JobRun
@@ -29,6 +35,11 @@ P = TypeVar("P")
 
 Handler = Callable[[JobRun], Awaitable[None]]
 BatchHandler = Callable[[list[JobRun]], Awaitable[None]]
+# Runs inside the claim's transaction, with the claim's time; returns the ids of the
+# jobs now in doubt. It sees every claimed job of its kind, also those the worker
+# will bury unrun because a lost worker used up their attempts (`job.attempts >
+# job.max_attempts`), so it can settle what they leave behind.
+ClaimStep = Callable[[Connection, list[jobs.ClaimedJob], datetime], set[int]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class JobKind:
     handler: Handler
     backoff_initial: float = 2.0
     backoff_max: float = 3600.0
+    on_claim: ClaimStep | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class BatchJobKind:
     backoff_initial: float = 2.0
     backoff_max: float = 3600.0
     limit: int = 16
+    on_claim: ClaimStep | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class Kind(Generic[P]):
     backoff_initial: float = 2.0
     backoff_max: float = 3600.0
     batch_limit: int | None = None  # set: runs in batches, in a lane of this size
+    on_claim: ClaimStep | None = field(default=None, compare=False)
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
@@ -121,14 +135,17 @@ class Registry:
         async def run(job_run: JobRun) -> None:
             await handler(job_run, kind.of(job_run))
 
-        self._add(kind, JobKind(run, kind.backoff_initial, kind.backoff_max))
+        self._add(kind, JobKind(run, kind.backoff_initial, kind.backoff_max, kind.on_claim))
         return self
 
     def add_batch(self, kind: Kind[Any], handler: BatchHandler) -> Registry:
         if kind.batch_limit is None:
             raise ValueError(f"job kind {kind.name!r} has no batch_limit")
         self._add(
-            kind, BatchJobKind(handler, kind.backoff_initial, kind.backoff_max, kind.batch_limit)
+            kind,
+            BatchJobKind(
+                handler, kind.backoff_initial, kind.backoff_max, kind.batch_limit, kind.on_claim
+            ),
         )
         return self
 

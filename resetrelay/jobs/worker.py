@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import anyio
 import anyio.lowlevel
+from sqlalchemy import Connection
 
 from resetrelay.jobs.kinds import BatchJobKind, JobKind
 from resetrelay.jobs.run import JobRun, Permanent, Retry, settle_completed
@@ -102,9 +103,25 @@ class Worker:
         now, kinds = self.now(), tuple(self.kinds) if kinds is None else kinds
         if not kinds:
             return []
-        return await self.db.run(
-            lambda conn: jobs.claim_sync(conn, now=now, lease=self.lease, limit=limit, kinds=kinds)
-        )
+        return await self.db.run(lambda conn: self._claim_sync(conn, now, limit, kinds))
+
+    def _claim_sync(
+        self, conn: Connection, now: datetime, limit: int, kinds: tuple[str, ...]
+    ) -> list[jobs.ClaimedJob]:
+        """The claim, and each claimed kind's `on_claim` step, in one transaction."""
+        claimed = jobs.claim_sync(conn, now=now, lease=self.lease, limit=limit, kinds=kinds)
+        by_kind: dict[str, list[jobs.ClaimedJob]] = {}
+        for job in claimed:
+            if self.kinds[job.kind].on_claim is not None:
+                by_kind.setdefault(job.kind, []).append(job)
+        in_doubt: set[int] = set()
+        for name, group in by_kind.items():
+            step = self.kinds[name].on_claim
+            if step is not None:
+                in_doubt |= step(conn, group, now)
+        if not in_doubt:
+            return claimed
+        return [replace(job, in_doubt=True) if job.id in in_doubt else job for job in claimed]
 
     async def run_once(self) -> int:
         """Claim what is due (up to `concurrency`) and run it; returns how many ran."""

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import ssl
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import trustme
@@ -25,12 +30,13 @@ from sqlalchemy import text
 from devkit.emulator import create_emulator
 from hooks.app import create_app
 from mail.smtp import SmtpMailer
+from resetrelay import courier
 from resetrelay.reset.requests import issue
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from resetrelay.webhooks import sign
 from storage import jobs, outbox
-from tests.conftest import WEBHOOK_SECRET, Clock
+from tests.conftest import WEBHOOK_SECRET, Clock, make_env
 from tests.mail.servers import Recorder, RefusingRecipients
 from tests.support import free_port, serve_in_thread
 
@@ -401,3 +407,105 @@ async def test_a_refusal_that_echoes_the_address_is_stored_and_logged_masked(
         str(getattr(r, "fields", "")) for r in ours
     ]:
         assert "smith" not in str(logged) and "evil" not in str(logged)
+
+
+@dataclass
+class KillsTheSender(Recorder):
+    """Takes the message, then SIGKILLs the worker process that sent it before the
+    worker hears the 250: the relay has the mail, the outbox never learns it."""
+
+    victim: subprocess.Popen[bytes] | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        if self.victim is not None and self.victim.poll() is None:
+            self.victim.kill()
+            self.victim.wait()
+        return answer
+
+
+async def test_a_worker_killed_between_smtp_accept_and_the_status_write_resends_once_counted(
+    build: Build,
+    smtp: Any,
+    clock: Clock,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = KillsTheSender()
+    server = smtp(handler)
+    url = f"smtp://127.0.0.1:{server.port}"
+    service = await build(url)
+    async with service.runtime.db.begin() as conn:
+        mail_id = await courier.queue(
+            conn,
+            template="changed",
+            recipient=JANE,
+            locale="en",
+            context={"changed_at": clock().isoformat()},
+            message_id=courier.new_message_id("no-reply@acme.example"),
+            now=clock(),
+        )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "resetrelay", "worker"],
+        env=make_env(DATABASE_URL=database_url, SMTP_URL=url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    handler.victim = worker
+    try:
+        with anyio.fail_after(60):
+            while worker.poll() is None:
+                await anyio.sleep(0.05)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == -signal.SIGKILL
+    assert len(handler.received) == 1
+    (row,) = (
+        await service.runtime.db.run_read(lambda c: outbox.get_many_sync(c, [mail_id]))
+    ).values()
+    assert (row.status, row.attempts) == (outbox.SENDING, 0)  # durable before SMTP began
+
+    # Another worker, once the dead one's lease has lapsed.
+    clock.advance(service.runtime.worker.lease.total_seconds() * 2)
+    with caplog.at_level(logging.WARNING, logger="resetrelay.courier"):
+        await service.runtime.worker.drain()
+    assert len(handler.received) == 2
+    first, second = (item.message() for item in handler.received)
+    assert first["Message-ID"] == second["Message-ID"] == row.message_id
+    (row,) = (
+        await service.runtime.db.run_read(lambda c: outbox.get_many_sync(c, [mail_id]))
+    ).values()
+    assert (row.status, row.resends, row.attempts) == (outbox.SENT, 1, 1)
+    assert "resetrelay_mail_resent_total 1.0" in await service.metric("")
+    (line,) = [r for r in caplog.records if "sent again" in r.getMessage()]
+    assert JANE not in line.getMessage() and JANE not in str(getattr(line, "fields", ""))
+
+
+async def test_a_mail_whose_workers_all_died_is_given_up_not_kept_sending(
+    build: Build, smtp: Any, clock: Clock
+) -> None:
+    handler = Recorder()
+    service = await build(f"smtp://127.0.0.1:{smtp(handler).port}")
+    worker = service.runtime.worker
+    async with service.runtime.db.begin() as conn:
+        mail_id = await courier.queue(
+            conn,
+            template="changed",
+            recipient=JANE,
+            locale="en",
+            context={"changed_at": clock().isoformat()},
+            message_id=courier.new_message_id("no-reply@acme.example"),
+            now=clock(),
+        )
+    for _ in range(courier.SEND.max_attempts):  # each claim's worker "dies" at once
+        assert len(await worker.claim(10)) == 1
+        clock.advance(worker.lease.total_seconds() + 1)
+    await worker.drain()  # the next claim finds the attempts used up: buried unrun
+    assert handler.received == []
+    (row,) = (
+        await service.runtime.db.run_read(lambda c: outbox.get_many_sync(c, [mail_id]))
+    ).values()
+    assert row.status == outbox.DEAD
+    async with service.runtime.db.read() as conn:
+        assert (await jobs.stats(conn, now=clock())).dead == 1

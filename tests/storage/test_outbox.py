@@ -86,3 +86,23 @@ async def test_mark_sync_is_one_batch_and_counts_group_by_status(
     assert [rows[i].attempts for i in ids] == [0, 0, 0, 0]  # not attempted
     async with database.read() as conn:
         assert await outbox.counts(conn) == {outbox.DEAD: 3, outbox.QUEUED: 1}
+
+
+async def test_start_sending_marks_queued_and_counts_a_start_over_an_unknown_outcome(
+    database: Database, clock: Clock
+) -> None:
+    queued, sending, sent = await insert(database, clock, 3)
+    await database.run(lambda c: outbox.mark_sync(c, [sent], outbox.SENT, now=clock()))
+    first = await database.run(lambda c: outbox.start_sending_sync(c, [queued, sending, sent]))
+    assert first == set()  # nothing was sending before
+    await database.run(lambda c: outbox.mark_sync(c, [queued], outbox.QUEUED, now=clock()))
+    # `sending` stays from the first start (its outcome never written); `queued` was
+    # put back by a retry, so its next start is a plain one.
+    again = await database.run(lambda c: outbox.start_sending_sync(c, [queued, sending, sent]))
+    assert again == {sending}
+    rows = await database.run_read(lambda c: outbox.get_many_sync(c, [queued, sending, sent]))
+    assert {i: (r.status, r.resends) for i, r in rows.items()} == {
+        queued: (outbox.SENDING, 0),
+        sending: (outbox.SENDING, 1),
+        sent: (outbox.SENT, 0),
+    }

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from resetrelay.jobs.kinds import BatchJobKind, JobKind
 from resetrelay.jobs.run import JobRun, Permanent, Retry, settle_completed
@@ -453,3 +453,35 @@ async def test_a_full_batch_lane_claims_no_more_while_plain_jobs_all_run(
     assert most == 2
     assert len(set(sent)) == 7
     assert set((await states(database)).values()) == {(jobs.DONE, None)}
+
+
+async def test_a_claim_step_runs_in_the_claim_and_marks_runs_in_doubt(
+    database: Database, clock: Clock
+) -> None:
+    """`on_claim` sees the claimed jobs of its kind inside the claim's transaction; the
+    ids it returns reach their runs as `in_doubt`, the others' runs do not."""
+    seen: list[list[int]] = []
+    doubts: dict[int, bool] = {}
+
+    def step(conn: Connection, claimed: list[jobs.ClaimedJob], now: datetime) -> set[int]:
+        assert now == clock()
+        seen.append(sorted(job.id for job in claimed))
+        # Inside the claim's transaction: the jobs are already running here.
+        statuses = conn.execute(select(_jobs.c.status).where(_jobs.c.id.in_(seen[-1])))
+        assert set(statuses.scalars()) == {jobs.RUNNING}
+        return {claimed[0].id}
+
+    async def handler(runs: list[JobRun]) -> None:
+        doubts.update({run.job.id: run.job.in_doubt for run in runs})
+
+    first, second = await enqueue(database, clock, "b", 2)
+    (plain,) = await enqueue(database, clock, "p")
+    worker = make_worker(database, clock, b=BatchJobKind(handler, on_claim=step), p=JobKind(_noop))
+    await worker.drain()
+    assert seen == [[first, second]]  # once, and not with the plain job
+    assert doubts == {first: True, second: False}
+    assert (await states(database))[plain][0] == jobs.DONE
+
+
+async def _noop(run: JobRun) -> None:
+    return None
