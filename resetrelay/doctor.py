@@ -71,8 +71,10 @@ CALLS: Final = (
     ),
     Call("DELETE /api/v2/users/{id}/sessions", ("delete:sessions",), revocation=True),
     Call("DELETE /api/v2/users/{id}/refresh-tokens", ("delete:refresh_tokens",), revocation=True),
+    # The password policy, checked before every PATCH: `options` need the second scope.
+    Call("GET /api/v2/connections", ("read:connections", "read:connections_options")),
 )
-CONNECTIONS_SCOPE: Final = "read:connections"  # GET /api/v2/connections: this check only
+CONNECTIONS_SCOPE: Final = "read:connections"  # GET /api/v2/connections
 GRANT_STEP: Final = (
     "Auth0 Dashboard → Applications → APIs → Auth0 Management API → Machine to Machine "
     "Applications → your application ({client_id}) → tick {scopes} → Update"
@@ -434,7 +436,7 @@ async def _connection_row(
     name = settings.auth0_connection
     grant_fix = (
         GRANT_STEP.format(client_id=settings.auth0_client_id, scopes=CONNECTIONS_SCOPE)
-        + " (only `resetrelay check` uses it)"
+        + " (also needed to read the connection's password policy)"
     )
     if granted is not None and CONNECTIONS_SCOPE not in granted:
         return _fail(

@@ -175,7 +175,11 @@ def _set_password(state: EmulatorState, target: EmulatedUser, body: dict[str, An
     if target.connection is None or body.get("connection") != target.connection:
         return api_error(400, "The user has no identity in the specified connection")
     rejection = state.policy.check(
-        password, email=target.email, name=target.name, history=target.history
+        password,
+        email=target.email,
+        name=target.name,
+        history=target.history,
+        enforce=state.policy.patch_enforces,  # what a PATCH checks is contested (policy.py)
     )
     if rejection is not None:
         return api_error(400, rejection)

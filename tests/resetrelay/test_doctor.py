@@ -196,7 +196,13 @@ async def test_wrong_client_secret(deployment: Deployment) -> None:
 @pytest.mark.anyio
 async def test_a_missing_scope_is_named_with_the_dashboard_step(deployment: Deployment) -> None:
     directory(deployment.emulator).grant(
-        ["read:users", "update:users", "delete:sessions", "read:connections"]
+        [
+            "read:users",
+            "update:users",
+            "delete:sessions",
+            "read:connections",
+            "read:connections_options",
+        ]
     )
     report = await run_checks(deployment.env())
     scopes = rows(report)["Auth0 scopes"]
@@ -217,7 +223,9 @@ async def test_a_missing_scope_is_named_with_the_dashboard_step(deployment: Depl
 async def test_revocation_scopes_are_not_needed_without_revocation(
     deployment: Deployment,
 ) -> None:
-    directory(deployment.emulator).grant(["read:users", "update:users", "read:connections"])
+    directory(deployment.emulator).grant(
+        ["read:users", "update:users", "read:connections", "read:connections_options"]
+    )
     found = rows(await run_checks(deployment.env(REVOKE_SESSIONS="false")))
     assert found["Auth0 scopes"].ok
     assert "REVOKE_SESSIONS=false" in found["Auth0 scopes"].detail
@@ -232,10 +240,22 @@ async def test_missing_read_users_is_fatal_without_a_way_out(deployment: Deploym
 
 
 @pytest.mark.anyio
+async def test_the_policy_needs_read_connections_options(deployment: Deployment) -> None:
+    directory(deployment.emulator).grant(
+        [s for s in DEFAULT_SCOPES if s != "read:connections_options"]
+    )
+    found = rows(await run_checks(deployment.env()))
+    scopes = found["Auth0 scopes"]
+    assert scopes.detail == "missing read:connections_options for GET /api/v2/connections"
+    assert "tick read:connections_options" in scopes.fix
+
+
+@pytest.mark.anyio
 async def test_connection_check_needs_read_connections(deployment: Deployment) -> None:
     directory(deployment.emulator).grant([s for s in DEFAULT_SCOPES if s != "read:connections"])
     found = rows(await run_checks(deployment.env()))
-    assert found["Auth0 scopes"].ok  # the service itself does not need it
+    # The service reads the password policy there: a missing scope, named.
+    assert found["Auth0 scopes"].detail == "missing read:connections for GET /api/v2/connections"
     connection = found["connection"]
     assert not connection.ok
     assert "lacks read:connections" in connection.detail
