@@ -200,13 +200,15 @@ class Confirms:
     now: Callable[[], datetime]
     wake_worker: Callable[[], None] = lambda: None
     policies: Policies | None = None  # default: read through `auth0`, cached briefly
-    wording: Wording = field(default_factory=Wording)
+    wording: Wording | None = None  # default: the catalogs, falling back to DEFAULT_LOCALE
     _policy: Policies = field(init=False, repr=False)
+    _wording: Wording = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._policy = self.policies or Policies(
             self._policy_options, clock=lambda: self.now().timestamp()
         )
+        self._wording = self.wording or Wording.defaulting_to(self.settings.default_locale)
 
     def register(self, registry: Registry) -> None:
         registry.add(GUARD, self.guard)
@@ -224,7 +226,7 @@ class Confirms:
             return TicketClosed(checked)
         policy = await self._policy.current()
         requirements = tuple(
-            self.wording.describe(r, checked.locale) for r in policy.requirements()
+            self._wording.describe(r, checked.locale) for r in policy.requirements()
         )
         return TicketOpen(
             checked.expires_at, mask_email(checked.email), checked.locale, requirements
@@ -253,11 +255,11 @@ class Confirms:
         first = rules[0]
         rule = "strength" if first in STRENGTH_RULES else first
         return PasswordRejected(
-            self.wording.summary(row.locale), rule, self._described(missed, row.locale)
+            self._wording.summary(row.locale), rule, self._described(missed, row.locale)
         )
 
     def _described(self, requirements: list[Requirement], locale: str) -> Requirements:
-        return tuple(self.wording.describe(r, locale) for r in requirements)
+        return tuple(self._wording.describe(r, locale) for r in requirements)
 
     async def _refused_by_auth0(
         self, exc: Auth0PasswordRejected, row: TicketRow

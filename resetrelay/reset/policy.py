@@ -297,6 +297,12 @@ class Wording:
 
     catalogs: Catalogs = field(default_factory=lambda: Catalogs(domain="requirements"))
 
+    @classmethod
+    def defaulting_to(cls, locale: str) -> Wording:
+        """Sentences for readers whose language has no catalog in `locale` (the
+        DEFAULT_LOCALE setting, as for the mails)."""
+        return cls(Catalogs(domain="requirements", default_locale=locale))
+
     def describe(self, requirement: Requirement, locale: str | None) -> dict[str, Any]:
         """The requirement as JSON: rule, numbers, and a sentence in `locale`."""
         gettext = self.catalogs.translations(self.catalogs.resolve(locale)).gettext

@@ -305,3 +305,9 @@ async def test_concurrent_confirms_share_one_read() -> None:
         for _ in range(5):
             group.start_soon(policies.current)
     assert reads.count == 1
+
+
+def test_an_unknown_language_falls_back_to_the_default_locale() -> None:
+    policy = Policy.from_options(FLEXIBLE)
+    described = Wording.defaulting_to("de").describe(policy.requirements()[0], "tlh")
+    assert described["message"] == "Mindestens 12 Zeichen"
