@@ -158,6 +158,7 @@ class Policy:
     dictionary: bool = False
     custom_words: tuple[str, ...] = ()
     user_info: bool = False
+    address_blocked: bool = True  # whether the profile-data rule covers the address
     truncates: bool = False  # what Auth0 does past 72 bytes (we refuse either way)
 
     # -- reading Auth0's connection options -----------------------------------------
@@ -210,6 +211,7 @@ class Policy:
         history = _object(options.get("history"))
         dictionary = _object(options.get("dictionary"))
         profile = _object(options.get("profile_data"))
+        fields = profile.get("blocked_fields")
         return cls(
             shape="flexible",
             min_length=_int(complexity.get("min_length"), 1, MAX_BYTES) or 1,
@@ -223,6 +225,8 @@ class Policy:
             dictionary=dictionary.get("active") is True,
             custom_words=_words(dictionary.get("custom")) if dictionary.get("active") else (),
             user_info=profile.get("active") is True,
+            # A list of fields that leaves out the address: only Auth0 checks the rest.
+            address_blocked=not isinstance(fields, list) or not fields or "email" in fields,
             truncates=complexity.get("max_length_exceeded") != "error",
         )
 
@@ -286,7 +290,9 @@ class Policy:
                 # checks the name, nickname and the rest). Three characters or more, so
                 # "jo@" does not forbid every password containing "jo".
                 local = email.partition("@")[0].lower()
-                return len(local) < 3 or local not in password.lower()
+                if not self.address_blocked or len(local) < 3:
+                    return True
+                return local not in password.lower()
         return True  # history: only Auth0 knows the previous passwords
 
 

@@ -311,3 +311,14 @@ def test_an_unknown_language_falls_back_to_the_default_locale() -> None:
     policy = Policy.from_options(FLEXIBLE)
     described = Wording.defaulting_to("de").describe(policy.requirements()[0], "tlh")
     assert described["message"] == "Mindestens 12 Zeichen"
+
+
+def test_profile_fields_that_leave_out_the_address() -> None:
+    blocked = {"profile_data": {"active": True, "blocked_fields": ["name", "nickname"]}}
+    policy = Policy.from_options({"password_options": blocked})
+    assert [r.rule for r in policy.requirements()] == ["max_length", "user_info"]
+    assert missed(policy, "jane-Secret-99") == []  # the name is Auth0's to check
+    with_email = {"profile_data": {"active": True, "blocked_fields": ["email"]}}
+    assert missed(Policy.from_options({"password_options": with_email}), "jane-99") == [
+        {"rule": "user_info"}
+    ]
