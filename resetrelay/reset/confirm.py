@@ -53,9 +53,10 @@ from resetrelay.reset.outcomes import (
     TicketOpen,
     UpstreamDown,
 )
-from resetrelay.reset.policy import STRENGTH_RULES, Policies, Requirement, Wording
+from resetrelay.reset.policy import STRENGTH_RULES, Policies, Requirement
 from resetrelay.reset.tickets import Tickets
 from resetrelay.reset.upstream import follow_up, retry_for
+from resetrelay.reset.wording import Wording
 from resetrelay.settings import Settings
 from storage import tickets
 from storage.database import Database

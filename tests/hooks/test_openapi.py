@@ -167,13 +167,13 @@ def test_metrics_documents_its_refusals(doc: dict[str, Any]) -> None:
 
 
 def test_the_password_requirements_are_documented(doc: dict[str, Any]) -> None:
-    from resetrelay.reset.policy import _SENTENCES
+    from resetrelay.reset.wording import SENTENCES
 
     responses = doc["paths"]["/hooks/website"]["post"]["responses"]
     rejected = responses["422"]["content"]["application/json"]["schema"]["properties"]
     requirement = rejected["requirements"]["items"]
     # Every rule the policy can name (the sentence for an unsized history refusal aside).
-    assert set(requirement["properties"]["rule"]["enum"]) == set(_SENTENCES) - {"history_any"}
+    assert set(requirement["properties"]["rule"]["enum"]) == set(SENTENCES) - {"history_any"}
     assert rejected["rule"]["enum"] == ["strength", "history", "dictionary", "user_info", "unknown"]
     verified = responses["200"]["content"]["application/json"]["schema"]["oneOf"][0]
     assert verified["properties"]["policy"]["properties"]["requirements"]["items"] == requirement
