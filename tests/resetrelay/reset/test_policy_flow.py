@@ -7,6 +7,7 @@ Management API PATCH does): every refusal here is the service's own check.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from devkit.emulator import PasswordPolicy, create_emulator
 from devkit.emulator.connections import directory
+from resetrelay.logs import quiet_libraries
 from tests.conftest import Clock
 from tests.resetrelay.reset.test_flow import JANE, STRONG, USERS, Stack, request_ticket
 from tests.support import serve_in_thread
@@ -194,3 +196,19 @@ async def test_auth0s_refusals_still_count_and_name_their_rule(stack: Stack) -> 
         assert answer.json()["requirements"][0]["message"] == "Not one of your last 5 passwords"
     final = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
     assert final.status_code == 410 and final.json()["reason"] == "revoked"
+
+
+async def test_a_refused_password_is_never_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet_libraries()  # what `logs.configure()` does in every process
+    caplog.set_level(logging.DEBUG)
+    ticket = await request_ticket(stack)
+    refused = "Tiny9!"
+    answer = await stack.send("password_reset.confirm", ticket=ticket, new_password=refused)
+    assert answer.status_code == 422
+    (logged,) = [r for r in caplog.records if "local policy check" in r.getMessage()]
+    assert logged.fields == {"rules": ["min_length"]}  # type: ignore[attr-defined]
+    for record in caplog.records:
+        assert refused not in record.getMessage(), record.name
+        assert refused not in str(getattr(record, "fields", "")), record.name
