@@ -66,6 +66,8 @@ def render(outcome: Outcome) -> Rendered:
                 "email": email,
                 "locale": locale,
             }
+            if outcome.requirements:
+                body["policy"] = {"requirements": list(outcome.requirements)}
             return Rendered(Answer(200, _json(body)))
         case TicketClosed(reason=reason):
             return Rendered(Answer(200, _json({"valid": False, "reason": reason})))
@@ -76,7 +78,12 @@ def render(outcome: Outcome) -> Rendered:
         case TicketBusy():
             message = "This reset is already being completed. Try again in a moment."
             return Rendered(_error(409, "ticket_busy", message))
-        case PasswordRejected(message=message, rule=rule):
+        case PasswordRejected(message=message, rule=rule, requirements=requirements):
+            if requirements:
+                listed = list(requirements)
+                return Rendered(
+                    _error(422, "password_rejected", message, rule=rule, requirements=listed)
+                )
             return Rendered(_error(422, "password_rejected", message, rule=rule))
         case UpstreamDown(retry_after=retry_after):
             message = "The account service is unavailable; the link still works. Try again shortly."

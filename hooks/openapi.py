@@ -102,6 +102,52 @@ _REPLAYED = {
     }
 }
 _REASON = {"enum": ["expired", "used", "revoked", "unknown"]}
+_COUNT = {"type": "integer", "minimum": 1}
+# One password requirement (resetrelay.reset.policy): a stable code, its number where it
+# has one, and a sentence in the ticket's language.
+_REQUIREMENT = {
+    "type": "object",
+    "required": ["rule", "message"],
+    "properties": {
+        "rule": {
+            "enum": [
+                "min_length",
+                "character_types",
+                "lowercase",
+                "uppercase",
+                "number",
+                "special",
+                "identical_characters",
+                "sequential_characters",
+                "max_length",
+                "dictionary",
+                "user_info",
+                "history",
+                "strength",
+                "unknown",
+            ]
+        },
+        "min": {**_COUNT, "description": "min_length: characters; character_types: kinds of 4"},
+        "max": {**_COUNT, "description": "identical or sequential characters in a row"},
+        "max_bytes": {**_COUNT, "description": "max_length: UTF-8 bytes (72)"},
+        "size": {**_COUNT, "description": "history: previous passwords remembered"},
+        "message": {"type": "string"},
+    },
+}
+_REQUIREMENTS = {"type": "array", "items": _REQUIREMENT}
+_REJECTED = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"enum": ["unknown_event_type", "password_rejected"]},
+        "message": {"type": "string"},
+        "rule": {"enum": ["strength", "history", "dictionary", "user_info", "unknown"]},
+        "requirements": {
+            **_REQUIREMENTS,
+            "description": "password_rejected: every requirement the password missed",
+        },
+    },
+}
 _STRING_ID = {"type": "string", "minLength": 1, "maxLength": 255}
 # One Auth0 log event; items that do not fit are skipped and counted, not refused.
 _LOG_ITEM = {
@@ -164,6 +210,12 @@ def document() -> dict[str, Any]:
                     "expires_at": {"type": "string", "format": "date-time"},
                     "email": {"type": "string", "description": "masked"},
                     "locale": {"type": "string"},
+                    "policy": {
+                        "type": "object",
+                        "description": "the tenant's password policy, for the form's hints",
+                        "required": ["requirements"],
+                        "properties": {"requirements": _REQUIREMENTS},
+                    },
                 },
             },
             {
@@ -207,7 +259,8 @@ def document() -> dict[str, Any]:
                             ),
                             "headers": _REPLAYED,
                         },
-                        **_errors(400, 401, 409, 410, 413, 415, 422, 503),
+                        **_errors(400, 401, 409, 410, 413, 415, 503),
+                        "422": _json(_REJECTED, "unknown_event_type or password_rejected"),
                     },
                 }
             },

@@ -25,6 +25,7 @@ import anyio
 import httpx
 
 from identity.answers import error_fields, missing_scopes, password_rule, policy_text
+from identity.connections import Connection
 from identity.errors import (
     Auth0Error,
     InsufficientScope,
@@ -281,6 +282,15 @@ class Auth0Client:
             if rule is not None:
                 raise PasswordRejected(rule, policy_text(message))
         raise self._unexpected(response)
+
+    async def database_connection(self) -> Connection | None:
+        """Our database connection (its `options` hold the password policy); None if the
+        tenant has no database connection of that name (`identity.connections`)."""
+        params = {"name": self.connection, "strategy": "auth0"}
+        response = await self._request("GET", "/api/v2/connections", params=params)
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        return Connection.named(self._json(response), self.connection)
 
     async def mark_email_verified(self, user_id: str) -> None:
         # A PATCH of its own: Auth0 refuses email_verified beside password.

@@ -1,6 +1,8 @@
 """Message catalogs: which languages we speak, which one a reader gets, and its words.
 
-Catalogs are gettext `.po` files under `mail/locales/<id>/LC_MESSAGES/messages.po`.
+Catalogs are gettext `.po` files under `mail/locales/<id>/LC_MESSAGES/<domain>.po`:
+`messages` for the mails, `requirements` for the password-policy feedback the reset
+flow answers with (one domain per reader, so each stays small and easy to review).
 They are compiled in memory when first needed (`read_po` + `write_mo`), so the
 repository holds no binary `.mo` files, and each compiled catalog is cached.
 
@@ -60,9 +62,16 @@ def to_bcp47(locale: str) -> str:
 class Catalogs:
     """The catalogs in one folder, resolved and compiled on demand."""
 
-    def __init__(self, folder: Path = LOCALES_DIR, *, default_locale: str = SOURCE_LOCALE) -> None:
+    def __init__(
+        self,
+        folder: Path = LOCALES_DIR,
+        *,
+        default_locale: str = SOURCE_LOCALE,
+        domain: str = "messages",
+    ) -> None:
         self._folder = folder
-        found = (path.parent.parent.name for path in folder.glob("*/LC_MESSAGES/messages.po"))
+        self._domain = domain
+        found = (path.parent.parent.name for path in folder.glob(f"*/LC_MESSAGES/{domain}.po"))
         self._ids = {name.lower(): name for name in found}
         self._ids.setdefault(SOURCE_LOCALE, SOURCE_LOCALE)
         self._default_locale = default_locale
@@ -111,12 +120,12 @@ class Catalogs:
         return None
 
     def _compile(self, locale: str) -> NullTranslations:
-        path = self._folder / locale / "LC_MESSAGES" / "messages.po"
+        path = self._folder / locale / "LC_MESSAGES" / f"{self._domain}.po"
         if not path.is_file():
             return NullTranslations()  # the source language needs no catalog
         with path.open("rb") as handle:
-            catalog = read_po(handle, locale=locale, domain="messages")
+            catalog = read_po(handle, locale=locale, domain=self._domain)
         buffer = io.BytesIO()
         write_mo(buffer, catalog)
         buffer.seek(0)
-        return Translations(buffer, domain="messages")
+        return Translations(buffer, domain=self._domain)

@@ -93,12 +93,14 @@ CALLS: Final = (
         ("delete:device_credentials",),
         ("auto", "device_credentials"),
     ),
+    # The password policy, read before every PATCH: `options` need the second scope.
+    Call("GET /api/v2/connections", ("read:connections", "read:connections_options")),
 )
 REVOCATION_SCOPES: Final = frozenset(
     {"delete:sessions", "delete:refresh_tokens", "read:device_credentials",
      "delete:device_credentials"}
 )  # fmt: skip
-CONNECTIONS_SCOPE: Final = "read:connections"  # GET /api/v2/connections: this check only
+CONNECTIONS_SCOPE: Final = "read:connections"  # GET /api/v2/connections
 GRANT_STEP: Final = (
     "Auth0 Dashboard → Applications → APIs → Auth0 Management API → Machine to Machine "
     "Applications → your application ({client_id}) → tick {scopes} → Update"
@@ -489,7 +491,7 @@ async def _connection_row(
     name = settings.auth0_connection
     grant_fix = (
         GRANT_STEP.format(client_id=settings.auth0_client_id, scopes=CONNECTIONS_SCOPE)
-        + " (only `resetrelay check` uses it)"
+        + " (also needed to read the connection's password policy)"
     )
     if granted is not None and CONNECTIONS_SCOPE not in granted:
         return _fail(

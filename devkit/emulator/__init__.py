@@ -4,7 +4,9 @@ It answers the calls resetrelay makes with the shapes and messages Auth0
 documents (docs/auth0.md) so the service can be run and tested without a
 tenant: client-credentials tokens (`/oauth/token`, which also takes the
 password grant so the demo website can sign in), users-by-email, user GET and
-PATCH under a configurable password policy, user blocks, session and
+PATCH under a configurable password policy (Auth0's levels or the Flexible Password
+Policy, shown on `GET /api/v2/connections`; a PATCH enforces only strength unless
+`PasswordPolicy(patch_enforces="none" | "all")` says otherwise), user blocks, session and
 refresh-token revocation (taking effect after `revocation_delay`, as Auth0's
 asynchronous revocation does), device credentials, and
 invalidate-remember-browser. Each endpoint checks its scopes against the token's

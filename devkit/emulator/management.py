@@ -226,7 +226,11 @@ def _set_password(state: EmulatorState, target: EmulatedUser, body: dict[str, An
         # errorCode go with it is unconfirmed: 400 without a code here.
         return api_error(400, "Cannot change email or password for users in a disabled connection.")
     rejection = state.policy.check(
-        password, email=target.email, name=target.name, history=target.history
+        password,
+        email=target.email,
+        name=target.name,
+        history=target.history,
+        enforce=state.policy.patch_enforces,  # what a PATCH checks is contested (policy.py)
     )
     if rejection is not None:
         return api_error(400, rejection)

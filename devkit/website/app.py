@@ -325,7 +325,12 @@ class Website:
         answer = await self.relay.send("password_reset.verify", {"ticket": ticket})
         if answer.status == 200 and answer.body.get("valid") is True:
             email = str(answer.body.get("email", ""))
-            return self.page(request, "reset_form.html", status, email=email, **ctx)
+            policy = answer.body.get("policy")
+            # The tenant's requirements as resetrelay lists them: the hints follow them.
+            listed = _requirements(policy.get("requirements") if isinstance(policy, dict) else None)
+            return self.page(
+                request, "reset_form.html", status, email=email, requirements=listed, **ctx
+            )
         if answer.status == 200:
             return self.invalid(request, str(answer.body.get("reason", "unknown")))
         return self.failed(request, answer)
@@ -354,6 +359,7 @@ class Website:
                 error=str(answer.body.get("message", "")) or "That password is not allowed.",
                 rule=rule if rule in RULE_HINTS else "unknown",
                 hint=RULE_HINTS.get(rule, ""),
+                missed=_requirements(answer.body.get("requirements")),
             )  # fmt: skip
         if answer.status == 410:
             return self.invalid(request, str(answer.body.get("reason", "unknown")), 410)
@@ -429,6 +435,24 @@ def create_website(
         exception_handlers={CsrfError: site.csrf_failed},
         lifespan=lifespan,
     )
+
+
+# The numbers a requirement may carry (resetrelay's `requirements` items).
+_NUMBERS: Final = ("min", "max", "max_bytes", "size")
+
+
+def _requirements(found: Any) -> list[dict[str, Any]]:
+    """Requirement items from resetrelay, kept only in the shape the page uses."""
+    if not isinstance(found, list):
+        return []
+    kept: list[dict[str, Any]] = []
+    for item in found:
+        if not isinstance(item, dict) or not isinstance(item.get("rule"), str):
+            continue
+        numbers = {k: item[k] for k in _NUMBERS if isinstance(item.get(k), int) and item[k] >= 0}
+        message = str(item.get("message") or item["rule"])
+        kept.append({"rule": item["rule"], "message": message, **numbers})
+    return kept
 
 
 def _field(form: FormData, name: str) -> str:

@@ -1,10 +1,12 @@
 """A ticket from the link to a new password, and what a reset sets in motion.
 
 verify   reads the ticket; never consumes it, so mail scanners that follow
-         links do not burn it
-confirm  claims the ticket (a conditional UPDATE: a second concurrent
-         confirm sees TicketBusy), reads the user at Auth0 (the address must
-         still be the one the link was mailed to), sets the password with the
+         links do not burn it; lists the tenant's password requirements
+confirm  checks the new password against the tenant's policy here first
+         (`reset.policy`: Auth0's PATCH may not), then claims the ticket (a
+         conditional UPDATE: a second concurrent confirm sees TicketBusy), reads
+         the user at Auth0 (the address must still be the one the link was
+         mailed to), sets the password with the
          claim's id in `app_metadata` (one PATCH), then settles the ticket
 guard    a job queued with the claim: if this process dies between
          Auth0's answer and our commit, it settles the ticket once the claim
@@ -27,10 +29,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,14 +58,17 @@ from resetrelay.reset.outcomes import (
     Completed,
     Misconfigured,
     PasswordRejected,
+    Requirements,
     TicketBusy,
     TicketClosed,
     TicketInvalid,
     TicketOpen,
     UpstreamDown,
 )
+from resetrelay.reset.policy import STRENGTH_RULES, Policies, Requirement
 from resetrelay.reset.tickets import Tickets
 from resetrelay.reset.upstream import follow_up, retry_for
+from resetrelay.reset.wording import Wording
 from resetrelay.settings import Settings
 from resetrelay.tenant import TenantFindings
 from storage import tickets
@@ -221,10 +226,18 @@ class Confirms:
     metrics: Metrics
     now: Callable[[], datetime]
     wake_worker: Callable[[], None] = lambda: None
+    policies: Policies | None = None  # default: read through `auth0`, cached briefly
+    wording: Wording | None = None  # default: the catalogs, falling back to DEFAULT_LOCALE
     tenant: TenantFindings = field(init=False)
+    _policy: Policies = field(init=False, repr=False)
+    _wording: Wording = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tenant = TenantFindings(self.db, self.metrics, self.now)
+        self._policy = self.policies or Policies(
+            self._policy_options, clock=lambda: self.now().timestamp()
+        )
+        self._wording = self.wording or Wording.defaulting_to(self.settings.default_locale)
 
     def register(self, registry: Registry) -> None:
         registry.add(GUARD, self.guard)
@@ -242,7 +255,55 @@ class Confirms:
                 self.metrics.tickets.labels("expired").inc()
             return TicketClosed(checked)
         await funnel.opened(self.db, self.metrics, checked, at=self.now())
-        return TicketOpen(checked.expires_at, mask_email(checked.email), checked.locale)
+        policy = await self._policy.current()
+        requirements = tuple(
+            self._wording.describe(r, checked.locale) for r in policy.requirements()
+        )
+        return TicketOpen(
+            checked.expires_at, mask_email(checked.email), checked.locale, requirements
+        )
+
+    # -- the tenant's password policy ----------------------------------------------------
+
+    async def _policy_options(self) -> Mapping[str, Any] | None:
+        connection = await self.auth0.database_connection()
+        if connection is None:
+            log.error("no database connection of AUTH0_CONNECTION's name: policy not read")
+            return None
+        return connection.options
+
+    async def _refused_here(self, row: TicketRow, password: str) -> PasswordRejected | None:
+        """The 422 for a password that misses the tenant's policy, checked before any
+        Auth0 call; None if it meets what can be checked here."""
+        missed = (await self._policy.current()).missed(password, email=row.email)
+        if not missed:
+            return None
+        rules = [r.rule for r in missed]
+        log.info(
+            "new password refused by the local policy check", extra={"fields": {"rules": rules}}
+        )
+        # The contract's `rule`, from the first requirement missed (strength first).
+        first = rules[0]
+        rule = "strength" if first in STRENGTH_RULES else first
+        return PasswordRejected(
+            self._wording.summary(row.locale), rule, self._described(missed, row.locale)
+        )
+
+    def _described(self, requirements: list[Requirement], locale: str) -> Requirements:
+        return tuple(self._wording.describe(r, locale) for r in requirements)
+
+    async def _refused_by_auth0(
+        self, exc: Auth0PasswordRejected, row: TicketRow
+    ) -> PasswordRejected:
+        """Auth0 said no after our check passed: its rule, as one requirement."""
+        policy = await self._policy.current()
+        numbers = (
+            (("size", policy.history_size),)
+            if exc.rule == "history" and policy.history_size
+            else ()
+        )
+        requirement = Requirement(exc.rule, numbers)
+        return PasswordRejected(exc.message, exc.rule, self._described([requirement], row.locale))
 
     # -- confirm --------------------------------------------------------------------
 
@@ -269,6 +330,14 @@ class Confirms:
         row = await self.tickets.check(value, now)
         if isinstance(row, str):
             return TicketInvalid(row)
+        # -- the tenant's policy, checked here (reset.policy) -------------------------
+        # Before the claim: a refusal here spends no attempt. The attempt cap bounds
+        # what a link can make us ask Auth0; this refusal asks Auth0 nothing and tells
+        # nothing `verify` does not already list.
+        refused = await self._refused_here(row, password)
+        if refused is not None:
+            return refused
+        # -------------------------------------------------------------------------------
         claim, current = await self.claim(row, now)
         if claim is None:
             if current is not None and current.busy(now):
@@ -294,7 +363,7 @@ class Confirms:
                 )
             if state == tickets.REVOKED:
                 self.metrics.tickets.labels("voided").inc()
-            return PasswordRejected(exc.message, exc.rule)
+            return await self._refused_by_auth0(exc, row)
         except UserNotFound:
             async with self.db.begin() as conn:
                 await tickets.release(conn, row.id, count_attempt=False, max_attempts=1)

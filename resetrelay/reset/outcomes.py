@@ -2,12 +2,14 @@
 
     Outcome
      ├── Accepted(replayed)               requested: the same for every address
-     ├── TicketOpen(expires_at, email, locale)   verify: the link works
+     ├── TicketOpen(expires_at, email, locale, requirements)   verify: the link works,
+     │                                    and the tenant's password requirements for the form
      ├── TicketClosed(reason)             verify: it does not (expired, used, revoked, unknown)
      ├── Completed                        confirm: the password is set
      ├── TicketInvalid(reason)            confirm: the link does not work
      ├── TicketBusy                       confirm: another confirm holds the ticket
-     ├── PasswordRejected(message, rule)  confirm: Auth0's policy said no; the link still works
+     ├── PasswordRejected(message, rule, requirements)  confirm: the tenant's policy said
+     │                                    no (checked here, or by Auth0); the link still works
      ├── UpstreamDown(retry_after)        confirm: Auth0 did not answer; the link still works
      └── Misconfigured(reason)            confirm: Auth0 refused for a fault of the setup (a
                                           missing scope, a disabled connection): the
@@ -27,10 +29,10 @@ does anything, whatever their types.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from storage import inbound, intake
 from storage.database import Database
@@ -44,11 +46,17 @@ class Accepted:
     final: ClassVar[bool] = True
 
 
+Requirements = tuple[Mapping[str, Any], ...]
+"""Password requirements as JSON objects: `rule`, its numbers, a `message` (see
+`reset.policy.Wording`)."""
+
+
 @dataclass(frozen=True)
 class TicketOpen:
     expires_at: datetime
     email: str  # masked
     locale: str
+    requirements: Requirements = ()  # every requirement of the tenant's policy
     final: ClassVar[bool] = True
 
 
@@ -77,7 +85,8 @@ class TicketBusy:
 @dataclass(frozen=True)
 class PasswordRejected:
     message: str
-    rule: str
+    rule: str  # strength | history | dictionary | user_info | unknown
+    requirements: Requirements = ()  # the requirements the password missed
     final: ClassVar[bool] = True
 
 

@@ -5,6 +5,7 @@ and the inspection endpoints."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -298,8 +299,9 @@ async def test_patch_password_sets_last_password_reset(
     ],
 )
 async def test_policy_errors_have_auth0s_shape(
-    http: httpx.AsyncClient, password: str, message: str
+    http: httpx.AsyncClient, state: EmulatorState, password: str, message: str
 ) -> None:
+    state.policy = replace(state.policy, patch_enforces="all")  # every rule on PATCH
     answer = await http.patch(
         "/api/v2/users/auth0%7Cjane",
         json={"password": password, "connection": "Username-Password-Authentication"},

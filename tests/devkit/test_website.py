@@ -40,6 +40,18 @@ class Call:
 Reply = httpx.Response | Exception
 
 
+# verify's policy as resetrelay lists it for a tenant on Auth0's "excellent" level.
+POLICY: dict[str, Any] = {
+    "requirements": [
+        {"rule": "min_length", "min": 10, "message": "At least 10 characters"},
+        {"rule": "character_types", "min": 3, "message": "At least 3 of these 4 kinds"},
+        {"rule": "identical_characters", "max": 2, "message": "No more than 2 alike in a row"},
+        {"rule": "max_length", "max_bytes": 72, "message": "At most 72 bytes"},
+        {"rule": "history", "size": 5, "message": "Not one of your last 5 passwords"},
+    ]
+}
+
+
 @dataclass
 class FakeRelay:
     """resetrelay's `/hooks/website` as the website sees it."""
@@ -89,7 +101,7 @@ class FakeRelay:
             return httpx.Response(202, json={"status": "accepted"})
         if event_type == "password_reset.verify":
             body = {"valid": True, "expires_at": "2030-01-01T00:00:00Z", "email": MASKED}
-            return httpx.Response(200, json={**body, "locale": "en"})
+            return httpx.Response(200, json={**body, "locale": "en", "policy": POLICY})
         if event_type == "password_reset.confirm":
             return httpx.Response(200, json={"status": "completed"})
         return httpx.Response(422, json={"error": "unknown_event_type", "message": "?"})
@@ -404,8 +416,11 @@ async def test_the_ticket_moves_from_the_url_into_a_cookie(
     assert page.text.count('autocomplete="new-password"') == 2
     assert '<label for="password">' in page.text
     assert '<label for="password_confirm">' in page.text
-    assert 'data-check="length"' in page.text
-    assert 'data-check="upper"' in page.text
+    # The hints are the tenant's requirements from verify, not a list of the site's own.
+    assert '<li data-check="min_length" data-min="10">At least 10 characters</li>' in page.text
+    assert 'data-check="identical_characters" data-max="2"' in page.text
+    assert 'data-check="max_length" data-max-bytes="72"' in page.text
+    assert 'data-check="history" data-size="5"' in page.text
     assert "data-toggle" in page.text
     assert '<script src="/static/reset.js"' in page.text
     assert "<script>" not in page.text
@@ -501,6 +516,29 @@ async def test_confirm_completed(browser: httpx.AsyncClient, relay: FakeRelay) -
 
 
 @pytest.mark.anyio
+async def test_without_a_policy_from_verify_no_hints_are_made_up(
+    browser: httpx.AsyncClient, relay: FakeRelay
+) -> None:
+    body = {"valid": True, "expires_at": "2030-01-01T00:00:00Z", "email": MASKED, "locale": "en"}
+    relay.answer("password_reset.verify", 200, body)
+    page = await open_link(browser)
+    assert page.status_code == 200
+    assert "data-check=" not in page.text and "minlength" not in page.text
+
+
+@pytest.mark.anyio
+async def test_odd_requirement_items_are_dropped(
+    browser: httpx.AsyncClient, relay: FakeRelay
+) -> None:
+    policy = {"requirements": [7, {"rule": 3}, {"rule": "special", "min": "x"}]}
+    body = {"valid": True, "expires_at": "2030-01-01T00:00:00Z", "email": MASKED}
+    relay.answer("password_reset.verify", 200, {**body, "locale": "en", "policy": policy})
+    page = await open_link(browser)
+    assert '<li data-check="special">special</li>' in page.text
+    assert page.text.count("data-check=") == 1
+
+
+@pytest.mark.anyio
 async def test_confirm_rejected_by_the_policy_shows_message_and_rule(
     browser: httpx.AsyncClient, relay: FakeRelay
 ) -> None:
@@ -512,6 +550,9 @@ async def test_confirm_rejected_by_the_policy_shows_message_and_rule(
             "error": "password_rejected",
             "message": "Password has previously been used",
             "rule": "history",
+            "requirements": [
+                {"rule": "history", "size": 5, "message": "Not one of your last 5 passwords"}
+            ],
         },
     )
     page = await submit_password(browser)
@@ -520,6 +561,7 @@ async def test_confirm_rejected_by_the_policy_shows_message_and_rule(
     assert 'data-rule="history"' in page.text
     assert "<code>history</code>" in page.text
     assert "You have used this password recently" in page.text
+    assert '<li data-missed="history">Not one of your last 5 passwords</li>' in page.text
     assert MASKED in page.text  # the form is back, the ticket still usable
     assert 'autocomplete="new-password"' in page.text
     assert "N3w-Passw0rd" not in page.text  # passwords are never echoed

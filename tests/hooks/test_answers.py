@@ -58,6 +58,25 @@ AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
             {},
         ),
         (
+            PasswordRejected(
+                "This password does not meet the password requirements.",
+                "strength",
+                ({"rule": "min_length", "min": 14, "message": "At least 14 characters"},),
+            ),
+            422,
+            '{"error":"password_rejected","message":"This password does not meet the password '
+            'requirements.","rule":"strength","requirements":[{"rule":"min_length","min":14,'
+            '"message":"At least 14 characters"}]}',
+            {},
+        ),
+        (
+            TicketOpen(AT, "j***@example.com", "de", ({"rule": "max_length", "max_bytes": 72},)),
+            200,
+            '{"valid":true,"expires_at":"2026-12-01T10:00:00Z","email":"j***@example.com",'
+            '"locale":"de","policy":{"requirements":[{"rule":"max_length","max_bytes":72}]}}',
+            {},
+        ),
+        (
             UpstreamDown(2.6),
             503,
             '{"error":"upstream_unavailable","message":"The account service is unavailable; '

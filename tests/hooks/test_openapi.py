@@ -164,3 +164,16 @@ def test_metrics_documents_its_refusals(doc: dict[str, Any]) -> None:
     operation = doc["paths"]["/metrics"]["get"]
     assert {"200", "401", "403"} <= set(operation["responses"])
     assert {"metricsToken": []} in operation["security"]
+
+
+def test_the_password_requirements_are_documented(doc: dict[str, Any]) -> None:
+    from resetrelay.reset.wording import SENTENCES
+
+    responses = doc["paths"]["/hooks/website"]["post"]["responses"]
+    rejected = responses["422"]["content"]["application/json"]["schema"]["properties"]
+    requirement = rejected["requirements"]["items"]
+    # Every rule the policy can name (the sentence for an unsized history refusal aside).
+    assert set(requirement["properties"]["rule"]["enum"]) == set(SENTENCES) - {"history_any"}
+    assert rejected["rule"]["enum"] == ["strength", "history", "dictionary", "user_info", "unknown"]
+    verified = responses["200"]["content"]["application/json"]["schema"]["oneOf"][0]
+    assert verified["properties"]["policy"]["properties"]["requirements"]["items"] == requirement

@@ -4,6 +4,7 @@ answers, httpx.MockTransport: tokens, lookups, password policy, cleanup calls.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -354,6 +355,7 @@ async def test_set_password_survives_an_odd_success_body(make_client: ClientFact
 async def test_each_policy_rule_is_named(
     auth0: Auth0Client, state: EmulatorState, password: str, rule: str, message: str
 ) -> None:
+    state.policy = replace(state.policy, patch_enforces="all")  # every rule on PATCH
     with pytest.raises(PasswordRejected) as caught:
         await auth0.set_password("auth0|jane", password)
     assert (caught.value.rule, caught.value.message) == (rule, message)
@@ -363,7 +365,10 @@ async def test_each_policy_rule_is_named(
     assert inspected["password_changed"] == 0
 
 
-async def test_history_remembers_passwords_set_through_the_api(auth0: Auth0Client) -> None:
+async def test_history_remembers_passwords_set_through_the_api(
+    auth0: Auth0Client, state: EmulatorState
+) -> None:
+    state.policy = replace(state.policy, patch_enforces="all")
     await auth0.set_password("auth0|jane", STRONG)
     await auth0.set_password("auth0|jane", "An0ther-Good-One")
     with pytest.raises(PasswordRejected) as caught:

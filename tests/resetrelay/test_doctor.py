@@ -203,6 +203,7 @@ async def test_a_missing_scope_is_named_with_the_dashboard_step(deployment: Depl
     directory(deployment.emulator).grant(
         [
             *("read:users", "update:users", "delete:sessions", "read:connections"),
+            "read:connections_options",
             *("read:device_credentials", "delete:device_credentials"),
         ]
     )
@@ -224,7 +225,9 @@ async def test_a_missing_scope_is_named_with_the_dashboard_step(deployment: Depl
 async def test_revocation_scopes_are_not_needed_without_revocation(
     deployment: Deployment,
 ) -> None:
-    directory(deployment.emulator).grant(["read:users", "update:users", "read:connections"])
+    directory(deployment.emulator).grant(
+        ["read:users", "update:users", "read:connections", "read:connections_options"]
+    )
     for off in ("off", "false"):  # `false` still means off
         found = rows(await run_checks(deployment.env(REVOKE_SESSIONS=off)))
         assert found["Auth0 scopes"].ok
@@ -234,7 +237,13 @@ async def test_revocation_scopes_are_not_needed_without_revocation(
 @pytest.mark.anyio
 async def test_device_credentials_mode_needs_no_session_scopes(deployment: Deployment) -> None:
     directory(deployment.emulator).grant(
-        ["read:users", "update:users", "read:connections", "read:device_credentials"]
+        [
+            "read:users",
+            "update:users",
+            "read:connections",
+            "read:connections_options",
+            "read:device_credentials",
+        ]
     )
     scopes = rows(await run_checks(deployment.env(REVOKE_SESSIONS="device_credentials")))
     assert scopes["Auth0 scopes"].detail == (
@@ -303,10 +312,22 @@ async def test_missing_read_users_is_fatal_without_a_way_out(deployment: Deploym
 
 
 @pytest.mark.anyio
+async def test_the_policy_needs_read_connections_options(deployment: Deployment) -> None:
+    directory(deployment.emulator).grant(
+        [s for s in DEFAULT_SCOPES if s != "read:connections_options"]
+    )
+    found = rows(await run_checks(deployment.env()))
+    scopes = found["Auth0 scopes"]
+    assert scopes.detail == "missing read:connections_options for GET /api/v2/connections"
+    assert "tick read:connections_options" in scopes.fix
+
+
+@pytest.mark.anyio
 async def test_connection_check_needs_read_connections(deployment: Deployment) -> None:
     directory(deployment.emulator).grant([s for s in DEFAULT_SCOPES if s != "read:connections"])
     found = rows(await run_checks(deployment.env()))
-    assert found["Auth0 scopes"].ok  # the service itself does not need it
+    # The service reads the password policy there: a missing scope, named.
+    assert found["Auth0 scopes"].detail == "missing read:connections for GET /api/v2/connections"
     connection = found["connection"]
     assert not connection.ok
     assert "lacks read:connections" in connection.detail
