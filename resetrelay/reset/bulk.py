@@ -102,8 +102,16 @@ class BulkResets:
     metrics: Metrics
     now: Callable[[], datetime]
 
+    _in_flight: anyio.CapacityLimiter | None = None
+
     def register(self, registry: Registry) -> None:
         registry.add_batch(BULK_BATCH, self.handle_batch)
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        # Made on first use, inside the worker's event loop.
+        if self._in_flight is None:
+            self._in_flight = anyio.CapacityLimiter(IN_FLIGHT)
+        return self._in_flight
 
     async def handle_batch(self, runs: list[JobRun]) -> None:
         async def one(run: JobRun) -> None:
@@ -130,7 +138,7 @@ class BulkResets:
         todo = [(n, key) for n, key in wanted if n in queued]
         trouble: list[Retry] = []
         verdicts: list[_Verdict] = []
-        limiter = anyio.CapacityLimiter(IN_FLIGHT)
+        limiter = self._limiter()
 
         async def line(row_no: int, key: str) -> None:
             async with limiter:
