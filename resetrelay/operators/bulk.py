@@ -295,7 +295,6 @@ class BarProgress:
             MofNCompleteColumn,
             TaskProgressColumn,
             TextColumn,
-            TimeRemainingColumn,
         )
         from rich.progress import Progress as RichProgress
 
@@ -305,18 +304,17 @@ class BarProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
+            # The rate and ETA are ours, from the rows' states, like the plain lines'.
             TextColumn("{task.fields[rate]} users/s"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             console=self._console,
-            # The rate and ETA are ours (from the rows' states), not rich's estimate.
-            speed_estimate_period=60.0,
         )
-        self._task = self._bar.add_task("bulk-reset", total=total, rate="-")
+        self._task = self._bar.add_task("bulk-reset", total=total, rate="-", eta="-")
         self._bar.start()
 
     def update(self, done: int, total: int, rate: float, eta: float | None) -> None:
-        self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.1f}")
+        left = "-" if eta is None else f"{eta:.0f}s"
+        self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.1f}", eta=left)
 
     def note(self, text: str) -> None:
         self._console.print(f"bulk-reset: {text}")
