@@ -1,6 +1,6 @@
 """Benchmarks, as ratios against a baseline measured in the same run (machines here
 are noisy). `python -m bench.run` (or `make bench`); `--only NAME` runs one of
-requested, latency, logstream, outbox, limits.
+requested, latency, logstream, outbox, limits, bulk.
 
 requested: signed `password_reset.requested` events against `resetrelay serve`
 (SQLite, the web process alone as on a Procfile `web` dyno: INLINE_WORKER=false)
@@ -128,12 +128,16 @@ def bench_outbox(mails: int, rounds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--only", choices=["requested", "latency", "logstream", "outbox", "limits"])
+    parser.add_argument(
+        "--only", choices=["requested", "latency", "logstream", "outbox", "limits", "bulk"]
+    )
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--mails", type=int, default=5000)
+    parser.add_argument("--bulk-users", type=int, default=1500)
+    parser.add_argument("--bulk-rate", type=int, default=50)
     args = parser.parse_args()
     started = time.monotonic()
     if args.only in (None, "requested"):
@@ -150,6 +154,10 @@ def main() -> None:
         from bench.limits import run_limits
 
         run_limits()
+    if args.only in (None, "bulk"):
+        from bench.bulk import run_bulk
+
+        run_bulk(args.bulk_users, args.bulk_rate)
     print(f"bench finished in {time.monotonic() - started:.0f} s")
 
 

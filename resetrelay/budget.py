@@ -9,6 +9,12 @@ retries later, a confirm waits within its deadline. Jobs stop at a lower mark
 than the live path, so a burst of lookups cannot starve the one call a person
 waits for: AUTH0_LIVE_RESERVE percent of the burst is kept for it.
 
+The bulk lane (`resetrelay bulk-reset`) stops lower still, at half the jobs'
+mark, so a website's `requested` lookup finds room at once while a breach list
+is worked through; and it waits for its unit in place (a short, exact sleep)
+instead of turning a spent budget into a 429, so it keeps the budget busy at
+its rate rather than at whole-second retry steps.
+
 Only `/api/v2/` requests count; the token endpoint has limits of its own.
 """
 
@@ -18,6 +24,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
+import anyio
 import httpx
 
 from resetrelay.metrics import Metrics
@@ -26,6 +33,9 @@ from storage import ratelimits
 from storage.database import Database
 
 KEY = "auth0:management-api"
+# The longest the bulk lane sleeps for a unit before it gives the wait back as a 429
+# (its job then retries later, and its worker slot is free meanwhile).
+PACE_UP_TO = 5.0
 
 
 class BudgetTransport(httpx.AsyncBaseTransport):
@@ -39,6 +49,7 @@ class BudgetTransport(httpx.AsyncBaseTransport):
         limit: RateLimit,
         reserve_percent: int,
         live: bool,
+        bulk: bool = False,
     ) -> None:
         self._inner = inner
         self._db = db
@@ -49,13 +60,19 @@ class BudgetTransport(httpx.AsyncBaseTransport):
         # Jobs may fill the budget only up to the reserve; the live path, all of it.
         self._burst = burst if live else max(1.0, burst * (100 - reserve_percent) / 100)
         self._who = "live" if live else "jobs"
+        self._pace = 0.0
+        if bulk and not live:
+            # Below the jobs' mark: the bulk lane never takes what a live lookup needs.
+            self._burst = max(1.0, self._burst / 2)
+            self._who, self._pace = "bulk", PACE_UP_TO
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.startswith("/api/v2/"):
-            async with self._db.begin() as conn:
-                wait = await ratelimits.take(
-                    conn, KEY, now=self._now(), rate=self._rate, burst=self._burst
-                )
+            wait = await self._take()
+            while 0 < wait <= self._pace:
+                self._metrics.auth0_budget_waits.labels(self._who).inc()
+                await anyio.sleep(wait)
+                wait = await self._take()
             if wait > 0:
                 self._metrics.auth0_budget_waits.labels(self._who).inc()
                 return httpx.Response(
@@ -73,6 +90,12 @@ class BudgetTransport(httpx.AsyncBaseTransport):
                     request=request,
                 )
         return await self._inner.handle_async_request(request)
+
+    async def _take(self) -> float:
+        async with self._db.begin() as conn:
+            return await ratelimits.take(
+                conn, KEY, now=self._now(), rate=self._rate, burst=self._burst
+            )
 
     async def aclose(self) -> None:
         await self._inner.aclose()

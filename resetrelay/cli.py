@@ -507,6 +507,74 @@ def _forget_confirmed(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+# --- bulk: bulk-reset ---
+
+
+def cmd_bulk_reset(args: argparse.Namespace) -> int:
+    from resetrelay.audit import Operator
+    from resetrelay.operators import bulk
+    from storage.database import Database, StorageError
+
+    settings = _settings()
+    try:
+        breach = bulk.read_breach_list(Path(args.source))
+    except bulk.BulkError as exc:
+        raise CommandFailed(str(exc)) from exc
+    run_id = args.run_id or bulk.default_run_id(breach)
+    anyio.run(_schema_current, settings)
+
+    async def main() -> int:
+        db = Database(settings.database_url)
+        try:
+            if args.dry_run:
+                print(bulk.dry_run(breach, run_id, await bulk.done_in_run(db, run_id)))
+                return 0
+            operator, now = Operator.current(), _utc_now
+            started = await bulk.start(
+                db, breach, run_id=run_id, template=args.template, operator=operator, now=now()
+            )
+            added = await bulk.enqueue(db, breach, started, now=now())
+            verb = "continues" if started.resumed else "starts"
+            print(
+                f"resetrelay: bulk-reset run {run_id} {verb}: {breach.total} lines, "
+                f"{added} handed to the workers now, {started.done_before} done before",
+                flush=True,
+            )
+            tty = sys.stdout.isatty() and not args.plain
+            progress: bulk.Progress = (
+                bulk.BarProgress(sys.stdout, breach.total)
+                if tty
+                else bulk.PlainProgress(sys.stdout, every=args.every)
+            )
+            try:
+                counts = await bulk.watch(db, started, breach.total, progress)
+            finally:
+                progress.close()
+            reasons = await bulk.finish(db, started, counts, operator=operator, now=now())
+            print(bulk.summary(started, counts, reasons), flush=True)
+            return 0
+        except bulk.BulkError as exc:
+            raise CommandFailed(str(exc)) from exc
+        except StorageError as exc:
+            raise CommandFailed(f"the database does not answer ({exc})") from exc
+        finally:
+            await db.dispose()
+
+    try:
+        return anyio.run(main)
+    except KeyboardInterrupt:
+        print(
+            f"resetrelay: stopped watching run {run_id}; the workers go on with its lines. "
+            "Run the same command again to follow it.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -755,6 +823,32 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--email", help="the person's address")
     who.add_argument("--user", help="the person's Auth0 user id")
     s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    # --- bulk: bulk-reset ---
+    s = _command(
+        sub,
+        "bulk-reset",
+        cmd_bulk_reset,
+        "breach response: a reset mail for every user in a CSV file",
+        "For every user in FILE.csv (an `email` or `user_id` column): void their open "
+        "tickets, issue a ticket and send the `breached` mail. Unknown and social-only "
+        "users are counted, not mailed. The work runs in `resetrelay worker` processes "
+        "(or the worker inside `serve`); this command hands the lines over and follows "
+        "them. Running it again with the same file continues the same run and never "
+        "mails a user twice. Exits 0 when the run completed.",
+    )
+    s.add_argument("--from", dest="source", required=True, metavar="FILE.csv", help="the list")
+    s.add_argument(
+        "--template",
+        default="breached",
+        choices=["breached", "reset", "blocked"],
+        help="which mail the users get (breached)",
+    )
+    s.add_argument("--dry-run", action="store_true", help="counts and a sample; writes nothing")
+    s.add_argument("--run-id", help="name of the run (default: from the file's content hash)")
+    s.add_argument(
+        "--every", type=float, default=5.0, help="seconds between progress lines off a terminal (5)"
+    )
+    s.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     return p
 
 

@@ -27,6 +27,7 @@ from resetrelay.jobs.worker import Doorbell, Worker
 from resetrelay.metrics import CountingTransport, Metrics
 from resetrelay.readiness import Readiness
 from resetrelay.reset.auth0_events import Auth0Events
+from resetrelay.reset.bulk import BulkResets
 from resetrelay.reset.confirm import Confirms
 from resetrelay.reset.outcomes import Replays
 from resetrelay.reset.requests import Requests
@@ -61,6 +62,7 @@ class Runtime:
     codec: TicketCodec
     auth0: Auth0Client
     live_auth0: Auth0Client
+    bulk_auth0: Auth0Client
     mailer: SmtpMailer
     renderer: MailRenderer
     http: httpx.AsyncClient
@@ -92,7 +94,7 @@ class Runtime:
         tickets = Tickets(codec, db, settings.reset_url)
         counted = CountingTransport(auth0_transport or httpx.AsyncHTTPTransport(retries=0), metrics)
 
-        def auth0_client(*, live: bool) -> Auth0Client:
+        def auth0_client(*, live: bool, bulk: bool = False) -> Auth0Client:
             # Jobs and the live path (a confirm a person waits for) share one budget
             # when AUTH0_RATE_LIMIT is set; jobs stop short of the live reserve.
             transport: httpx.AsyncBaseTransport = counted
@@ -105,6 +107,7 @@ class Runtime:
                     limit=settings.auth0_rate_limit,
                     reserve_percent=settings.auth0_live_reserve,
                     live=live,
+                    bulk=bulk,
                 )
             return Auth0Client(
                 base_url=settings.auth0_base_url,
@@ -118,6 +121,7 @@ class Runtime:
 
         auth0 = auth0_client(live=False)
         live_auth0 = auth0_client(live=True)
+        bulk_auth0 = auth0_client(live=False, bulk=True)
         renderer = renderer_for(settings)
         mailer = mailer or SmtpMailer(settings.smtp_url.reveal())
         http = httpx.AsyncClient(
@@ -128,8 +132,9 @@ class Runtime:
         confirms = Confirms(settings, db, tickets, live_auth0, metrics, now, doorbell.ring)
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
         courier = Courier(settings, db, mailer, renderer, http, metrics, now, tickets.link)
+        bulk_resets = BulkResets(settings, db, codec, bulk_auth0, metrics, now)
         registry = Registry()
-        for service in (requests, confirms, auth0_events, courier):
+        for service in (requests, confirms, auth0_events, courier, bulk_resets):
             service.register(registry)
         housekeeping = Housekeeping(
             db, metrics, now, retention=timedelta(days=settings.retention_days)
@@ -150,6 +155,7 @@ class Runtime:
             codec=codec,
             auth0=auth0,
             live_auth0=live_auth0,
+            bulk_auth0=bulk_auth0,
             mailer=mailer,
             renderer=renderer,
             http=http,
@@ -171,6 +177,7 @@ class Runtime:
     async def aclose(self) -> None:
         await self.auth0.aclose()
         await self.live_auth0.aclose()
+        await self.bulk_auth0.aclose()
         await self.mailer.aclose()
         await self.http.aclose()
         await self.db.dispose()

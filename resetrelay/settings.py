@@ -342,6 +342,13 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="30",
     ),
     _v(
+        "BULK_MAILS_PER_MINUTE",
+        "Ceiling on the mails `resetrelay bulk-reset` queues per minute, across every "
+        "worker (keep it under your SMTP relay's limit; live mails are not counted). "
+        "0 for none.",
+        default="600",
+    ),
+    _v(
         "MAIL_RETRY_INITIAL_SECONDS",
         "First retry delay of a failed send; exponential with jitter after it.",
         default="10",
@@ -430,6 +437,7 @@ class Settings:
     requests_ceiling: RateLimit | None = RateLimit(600, 60)
     auth0_rate_limit: RateLimit | None = None
     auth0_live_reserve: int = 20
+    bulk_mails_per_minute: int = 600
     mail_retry_initial_seconds: float = 10.0
     retention_days: int = 30
     revoke_sessions: str = "auto"  # one of REVOCATION_MODES
@@ -570,6 +578,9 @@ class Settings:
                 "AUTH0_RATE_LIMIT", get("AUTH0_RATE_LIMIT", "off"), _ceiling, None
             ),
             auth0_live_reserve=whole("AUTH0_LIVE_RESERVE", get("AUTH0_LIVE_RESERVE", "20"), 0),
+            bulk_mails_per_minute=whole(
+                "BULK_MAILS_PER_MINUTE", get("BULK_MAILS_PER_MINUTE", "600"), 0
+            ),
             mail_retry_initial_seconds=parse(
                 "MAIL_RETRY_INITIAL_SECONDS",
                 get("MAIL_RETRY_INITIAL_SECONDS", "10"),

@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -220,3 +231,36 @@ class FunnelDay(SQLModel, table=True):
     locale: str = Field(sa_column=Column(String(16), primary_key=True))
     step: str = Field(sa_column=Column(String(16), primary_key=True))
     total: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BulkRun(SQLModel, table=True):
+    """One `resetrelay bulk-reset` run: a breach list, by the hash of the file's bytes
+    (rerunning the same file continues the same run), and the mail it sends."""
+
+    __tablename__ = "bulk_runs"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    file_sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    key_column: str = Field(sa_column=Column(String(16), nullable=False))
+    template: str = Field(sa_column=Column(String(16), nullable=False))
+    rows: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class BulkRow(SQLModel, table=True):
+    """One line of a run's file: queued (its job exists) -> done, with an outcome
+    (mailed, not_found, social_only, duplicate, invalid, bad_address, failed). The
+    address itself is not kept here (only the job carries it); `user_id` is set on a
+    mailed row, and unique per run, so one user gets one mail per run."""
+
+    __tablename__ = "bulk_rows"
+    __table_args__ = (UniqueConstraint("run_id", "user_id", name="uq_bulk_rows_run_user"),)
+
+    run_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    row_no: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    outcome: str | None = Field(sa_column=Column(String(16), nullable=True))
+    reason: str | None = Field(sa_column=Column(String(200), nullable=True))
+    user_id: str | None = Field(sa_column=Column(String(255), nullable=True))
+    updated_at: datetime = _ts()

@@ -80,3 +80,40 @@ def test_the_reserve_is_a_percent(settings_for: Callable[..., Settings]) -> None
     with pytest.raises(SettingsError, match="AUTH0_LIVE_RESERVE"):
         settings_for(AUTH0_LIVE_RESERVE="95")
     assert settings_for().auth0_rate_limit is None
+
+
+async def test_the_bulk_lane_waits_in_place_below_the_jobs_mark(database: Database) -> None:
+    from datetime import UTC, datetime
+
+    calls: list[str] = []
+    metrics = Metrics()
+
+    def transport(*, bulk: bool) -> BudgetTransport:
+        return BudgetTransport(
+            _auth0(calls),
+            database,
+            lambda: datetime.now(UTC),
+            metrics,
+            limit=RateLimit(8, 1),
+            reserve_percent=50,
+            live=False,
+            bulk=bulk,
+        )
+
+    base = "https://acme.auth0.com"
+    bulk = httpx.AsyncClient(transport=transport(bulk=True), base_url=base)
+    jobs = httpx.AsyncClient(transport=transport(bulk=False), base_url=base)
+    # Jobs may fill 4 of 8 units; the bulk lane 2. Its third call waits for a unit
+    # (1/8 s) instead of answering 429, and never more than the limit's rate.
+    started = datetime.now(UTC)
+    assert [(await bulk.get("/api/v2/users/x")).status_code for _ in range(3)] == [200] * 3
+    assert (datetime.now(UTC) - started).total_seconds() >= 0.1
+    waits = metrics.registry.get_sample_value(
+        "resetrelay_auth0_budget_waits_total", {"who": "bulk"}
+    )
+    assert waits is not None and waits >= 1
+    # What the bulk lane left is there for a job at once.
+    assert (await jobs.get("/api/v2/users/y")).status_code == 200
+    assert len(calls) == 4
+    await bulk.aclose()
+    await jobs.aclose()

@@ -26,6 +26,7 @@ async def runtime(
     yield built
     await built.auth0.aclose()
     await built.live_auth0.aclose()
+    await built.bulk_auth0.aclose()
     await built.mailer.aclose()
     await built.http.aclose()
 
