@@ -197,6 +197,8 @@ HOLDERS: tuple[Holder, ...] = (
     ),
     # verify answers hold a masked address today; searched all the same.
     Holder("inbound_events", (Mentions("answer"),), key=("source", "event_id")),
+    # A bulk run's line keeps the user id it mailed (one mail per user per run).
+    Holder("bulk_rows", (UserId("user_id"), Mentions("reason")), key=("run_id", "row_no")),
 )
 
 # Every other table, and why it holds no address and no user id.
@@ -206,6 +208,9 @@ HOLDS_NO_ONE: dict[str, str] = {
     "rate_budgets": "one shared budget per name, about nobody",
     "used_tokens": "the ids (jti) of spent Auth0 Action tokens",
     "operator_actions": "subjects are keyed pseudonyms; kept so an erasure is on record",
+    "bulk_runs": "a run's file hash, template and counts; its lines are bulk_rows",
+    "funnel_days": "counts per day, purpose, locale and step; nobody in them",
+    "auth0_findings": "scopes and endpoints Auth0 refused, with user ids replaced by {id}",
 }
 
 

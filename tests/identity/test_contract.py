@@ -123,9 +123,8 @@ def sdk_answer(request: httpx.Request) -> httpx.Response:
 
 
 async def planned(client: Auth0Client, method: str, path: str, **kwargs: Any) -> object:
-    """A call another branch is adding to `identity.client`, issued the way the client
-    issues every call (its `_request`: token, retries, same transport). When that
-    method lands, its row calls it instead of this."""
+    """A request issued the way the client issues every call (its `_request`: token,
+    retries, same transport): the deliberately broken requests below go through it."""
     return await client._request(method, path, **kwargs)
 
 
@@ -180,11 +179,8 @@ CONTRACTS: list[Contract] = [
     Contract("refresh tokens revoked one by one", lambda c: c.revoke_refresh_tokens(USER_ID),
              "device_credentials.delete", (DEVICE_CREDENTIAL_ID,), ("delete:device_credentials",),
              covers="revoke_refresh_tokens", answer=one_refresh_token, pick=1),
-    # Planned by another branch this round (the tenant's password policy).
-    Contract("connections by name",
-             lambda c: planned(c, "GET", "/api/v2/connections",
-                               params={"name": CONNECTION, "strategy": "auth0"}),
-             "connections.list", (), ("read:connections", "read:connections_options")),
+    Contract("connections by name", lambda c: c.database_connection(), "connections.list", (),
+             ("read:connections", "read:connections_options"), covers="database_connection"),
 ]  # fmt: skip
 
 
