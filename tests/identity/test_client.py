@@ -665,7 +665,9 @@ async def test_history_on_the_retry_of_our_own_patch_is_success(
     emulator_app: Any, state: EmulatorState, make_client: ClientFactory
 ) -> None:
     # The read after the loss lags (it does not show our PATCH): the retried PATCH then
-    # meets the history rule with the password our first PATCH set.
+    # meets the history rule with the password our first PATCH set (on a tenant whose
+    # PATCH enforces history: unconfirmed, so the emulator must be told).
+    state.policy = replace(state.policy, patch_enforces="all")
     lossy = LosesAnswers(httpx.ASGITransport(app=emulator_app), stale_reads=True)
     async with make_client(lossy) as auth0:
         assert await auth0.set_password("auth0|jane", STRONG) is None
@@ -673,7 +675,10 @@ async def test_history_on_the_retry_of_our_own_patch_is_success(
     assert methods == ["PATCH", "GET", "PATCH"]
 
 
-async def test_history_on_a_first_patch_is_still_a_rejection(auth0: Auth0Client) -> None:
+async def test_history_on_a_first_patch_is_still_a_rejection(
+    auth0: Auth0Client, state: EmulatorState
+) -> None:
+    state.policy = replace(state.policy, patch_enforces="all")
     with pytest.raises(PasswordRejected) as caught:
         await auth0.set_password("auth0|jane", "Old-Passw0rd!")
     assert caught.value.rule == "history"

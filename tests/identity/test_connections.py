@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from devkit.emulator.connections import directory
 from identity.client import Auth0Client
 from identity.connections import Connection
-from identity.errors import Auth0Error
+from identity.errors import InsufficientScope
 from tests.auth0_fixtures import ClientFactory, token_answer
 
 pytestmark = pytest.mark.anyio
@@ -39,10 +39,10 @@ async def test_without_read_connections_it_is_an_error_naming_the_scope(
 ) -> None:
     grant = directory(emulator_app)
     grant.grant([s for s in grant.scopes if not s.startswith("read:connections")])
-    with pytest.raises(Auth0Error) as caught:
+    with pytest.raises(InsufficientScope) as caught:
         await auth0.database_connection()
-    assert caught.value.status == 403 and caught.value.code == "insufficient_scope"
-    assert "read:connections" in caught.value.message
+    assert caught.value.endpoint == "GET /api/v2/connections"
+    assert "read:connections" in caught.value.scopes
 
 
 async def test_the_request_and_an_exact_name(make_client: ClientFactory) -> None:
