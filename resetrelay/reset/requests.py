@@ -248,9 +248,10 @@ class Intake:
         self._queue.append((Pending(event_id, payload), future))
         if self._committer is None or self._committer.done():
             self._committer = loop.create_task(self._commit_all())
-        # A caller that goes away (client disconnect) cancels only its own wait;
-        # the commit carries on for everyone in the batch.
-        return await asyncio.shield(future)
+        # A caller that goes away (client disconnect) cancels only its own future,
+        # which the committer then skips (`done()`); the commit carries on for
+        # everyone in the batch, so no shield (another future per request) is needed.
+        return await future
 
     async def _commit_all(self) -> None:
         while self._queue:
