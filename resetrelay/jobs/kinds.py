@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resetrelay.jobs.run import JobRun
@@ -90,6 +91,15 @@ async def enqueue(
     delay: timedelta = timedelta(0),
 ) -> int:
     return await jobs.enqueue(
+        conn, kind.name, kind.encode(payload), now=now, delay=delay, max_attempts=kind.max_attempts
+    )
+
+
+def enqueue_sync(
+    conn: Connection, kind: Kind[P], payload: P, *, now: datetime, delay: timedelta = timedelta(0)
+) -> int:
+    """`enqueue` for `Database.run`."""
+    return jobs.enqueue_sync(
         conn, kind.name, kind.encode(payload), now=now, delay=delay, max_attempts=kind.max_attempts
     )
 
