@@ -50,6 +50,11 @@ def write(rows: list[Row], command: str, path: Path = REPORT) -> None:
         "that run it are shared and their speed varies from minute to minute. What each",
         "benchmark does is described in `bench/run.py` and the modules it names.",
         "",
+        "Rates fall when other processes take the cores; CPU per request (the server",
+        "process's CPU time over every thread, from /proc) moves much less, so read the",
+        "two `requested` ratios together: the rate ratio can exceed the CPU ratio, as",
+        "the service's SQLite writer thread runs beside its event loop (the echo has one).",
+        "",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {machine()}",
         f"- Command: `{command}`",
@@ -60,4 +65,4 @@ def write(rows: list[Row], command: str, path: Path = REPORT) -> None:
         "",
     ]
     path.write_text("\n".join(lines))
-    print(f"bench: table written to {path.relative_to(ROOT)}", file=sys.stderr)
+    print(f"bench: table written to {path}", file=sys.stderr)

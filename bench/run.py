@@ -1,12 +1,15 @@
 """Benchmarks, as ratios against a baseline measured in the same run (machines here
-are noisy). `python -m bench.run` (or `make bench`); `--only NAME` runs one of
-requested, latency, logstream, outbox, limits.
+are noisy). `python -m bench.run` (or `make bench`) runs them all and writes the
+table to docs/benchmarks.md; `--only NAME` runs one of requested, postgres,
+latency, logstream, outbox, limits, capacity, drain and prints its rows.
 
 requested: signed `password_reset.requested` events against `resetrelay serve`
 (SQLite, the web process alone as on a Procfile `web` dyno: INLINE_WORKER=false)
 versus a bare Starlette JSON echo on the same uvicorn settings, with wrk and the
 same pre-signed requests. Rounds alternate baseline and subject; the ratio is
-of the medians. The bar: >= 0.6.
+of the medians, by rate and by the server's CPU per request. The bars: >= 0.6,
+p99 <= 30 ms at 32 connections. postgres: the same on a PostgreSQL database the
+bench creates and drops (--postgres, BENCH_POSTGRES_URL), left out when none answers.
 
 latency: existing versus unknown addresses against a full service (inline
 worker on, the Auth0 emulator answering lookups, a local SMTP sink), requests
@@ -16,6 +19,9 @@ outbox: 5,000 mails through the outbox (the worker with its production
 defaults) versus a bare aiosmtplib loop over one connection, both to an
 aiosmtpd Sink in its own process (bench/outbox.py); median of `--rounds`
 rounds. The bar: >= 0.7.
+
+capacity, drain: one dyno's end-to-end capacity under a flood, the backlog it
+builds, and peak memory of `serve` and `worker` (bench/capacity.py).
 """
 
 from __future__ import annotations
