@@ -8,6 +8,10 @@ ends in a sent mail. While it runs, `/metrics` is read once a second: the mails
 sent, the job queue's depth and the age of its oldest due job (the gauge an
 operator alerts on). Then the flood stops and the worker drains alone for a
 while: its rate then is what one dyno completes when nobody is knocking.
+The emulator holds 500 users (each costs it a scrypt hash at start), so requests
+repeat addresses: a newer ticket supersedes an older one whose mail is then not
+sent, and only sent mails count as completed resets. The figures are therefore
+conservative, and vary with how the lanes interleave.
 
 drain: 10,000 reset mails queued in the outbox, then a `resetrelay worker`
 process sends them all to the sink; its peak resident memory, and the rate.
