@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -31,7 +32,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 30.0) -> None:
+def wait_until_up(url: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -42,24 +43,62 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+class Usage:
+    """A running server's CPU time and peak memory, read from Linux's /proc (every
+    thread of the process counts: the SQLite writer's too).
+
+    CPU seconds per request are what the benchmarks compare besides the rate: on a
+    shared machine the rate falls when a neighbour takes the core, but the CPU a
+    request costs stays close to what it is on a quiet one."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        # utime and stime: fields 14 and 15 of proc(5), counted after the command name.
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):  # the resident set's high-water mark, in kB
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM in /proc: peak memory is measured on Linux only")
+
+
 @contextmanager
-def server(args: list[str], env: Mapping[str, str], probe: str) -> Iterator[None]:
-    process = subprocess.Popen(
-        args,
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_until_up(probe)
-        yield
-    finally:
-        process.terminate()
+def server(args: list[str], env: Mapping[str, str], probe: str) -> Iterator[Usage]:
+    # Its log goes to a file, never to a pipe nobody reads: a busy server (the inline
+    # worker logs every reset) would fill the pipe and stall on its next log line.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+        )
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            try:
+                wait_until_up(probe)
+            except RuntimeError:
+                log.seek(0)
+                sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
+                raise
+            yield Usage(process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def smtp_sink(port: int) -> subprocess.Popen[bytes]:
+    """aiosmtpd's Sink handler (accepts and drops every mail) in its own process."""
+    args = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
+    process = subprocess.Popen(
+        [*args, "-l", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(1.0)
+    return process
 
 
 def uvicorn_server(target: str, port: int, env: Mapping[str, str]) -> list[str]:
@@ -111,6 +150,7 @@ def signed_request_lines(secret: str, emails: list[str], count: int) -> str:
 
 @dataclass(frozen=True)
 class WrkResult:
+    requests: int
     requests_per_second: float
     latency_p50_ms: float
     latency_p99_ms: float
@@ -126,11 +166,41 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[unit]
 
 
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "bench: wrk is not installed, so the request benchmarks cannot run "
+            "(Debian/Ubuntu: apt-get install wrk)"
+        )
+
+
+@contextmanager
+def postgres_database(url: str | None) -> Iterator[str | None]:
+    """A database of the benchmark's own on the PostgreSQL server at `url`, dropped
+    afterwards; None when no server answers there (the PostgreSQL rows are skipped)."""
+    if not url:
+        yield None
+        return
+    import psycopg
+
+    try:
+        admin = psycopg.connect(url, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        yield None
+        return
+    name = f"resetrelay_bench_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def wrk(
     url: str, requests_file: Path, *, seconds: int, connections: int, threads: int = 1
 ) -> WrkResult:
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench: wrk is needed (apt-get install wrk)")
+    require_wrk()
     out = subprocess.run(
         [
             "wrk",
@@ -150,6 +220,7 @@ def wrk(
         check=True,
     ).stdout
     try:
+        count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
         p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
         p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -158,6 +229,7 @@ def wrk(
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
+        count,
         rate,
         p50,
         p99,

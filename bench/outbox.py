@@ -12,8 +12,6 @@ table is then checked to hold exactly that many `sent` rows.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,7 @@ from pathlib import Path
 import aiosmtplib
 import anyio
 
-from bench.harness import free_port
+from bench.harness import free_port, smtp_sink
 from mail.message import build_message
 from mail.preview import sample_context
 from resetrelay.reset.requests import issue
@@ -31,25 +29,6 @@ from resetrelay.settings import Settings
 from resetrelay.webhooks import new_secret
 from storage import outbox
 from storage.migrate import upgrade
-
-
-def _sink(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-c",
-            "aiosmtpd.handlers.Sink",
-            "-l",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    return process
 
 
 async def _baseline(runtime: Runtime, port: int, count: int) -> float:
@@ -115,7 +94,7 @@ async def _subject(runtime: Runtime, count: int) -> float:
 
 def run_outbox(count: int) -> float:
     port = free_port()
-    sink = _sink(port)
+    sink = smtp_sink(port)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             env = {

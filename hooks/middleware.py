@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +37,20 @@ def route_of(path: str) -> str:
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The counter's child for each (route, status), looked up once: `labels()`
+        # validates and locks on every call, several times the cost of `inc()`. Few
+        # keys: routes are the fixed set above, statuses the ones this app answers.
+        self._metrics: object = None
+        self._answers: dict[tuple[str, int], Any] = {}
+
+    def _count(self, metrics: Any, path: str, status: int) -> None:
+        if metrics is not self._metrics:  # another runtime (tests build several)
+            self._metrics, self._answers = metrics, {}
+        key = (route_of(path), status)
+        child = self._answers.get(key)
+        if child is None:
+            child = self._answers[key] = metrics.answers.labels(key[0], str(status))
+        child.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +79,7 @@ class RequestIdMiddleware:
             runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
             if runtime is not None:
                 # Every answer, 503s and the ones errors produced included.
-                runtime.metrics.answers.labels(route_of(scope["path"]), str(status)).inc()
+                self._count(runtime.metrics, scope["path"], status)
             elapsed = time.perf_counter() - started
             # The platform's router logs every request; we log what needs attention
             # (errors, slow answers) at INFO and the rest at DEBUG, which keeps the

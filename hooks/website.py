@@ -7,7 +7,8 @@ signature over the raw bytes before parsing anything, dedupe before acting.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import anyio
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from hooks import events
 from hooks.answers import REPLAYED, Rendered, render
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_signature
+from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import Accepted, Answer, Outcome, Replay
 from resetrelay.webhooks import InvalidSignature, verify
 from storage.database import StorageError
@@ -27,13 +29,37 @@ if TYPE_CHECKING:
 log = logging.getLogger("resetrelay.hooks.website")
 
 MAX_BODY = 64 * 1024
+# The one answer most requests get, made once: a Response is only read when sent
+# (its status, header list and body), and nothing on the way changes it in place
+# (hooks.middleware copies the header list to add its own).
+_ACCEPTED = render(Accepted(replayed=False))
+
+
+def _count(metrics: Metrics, event_type: str, outcome: str) -> None:
+    """`metrics.requests` by type and outcome, each child looked up once per registry:
+    `labels()` validates and locks on every call, several times the cost of `inc()`."""
+    children = _COUNTED.setdefault(metrics, {})
+    child = children.get((event_type, outcome))
+    if child is None:
+        child = children[(event_type, outcome)] = metrics.requests.labels(event_type, outcome)
+    child.inc()
+
+
+_COUNTED: WeakKeyDictionary[Metrics, dict[tuple[str, str], Any]] = WeakKeyDictionary()
 
 
 def _respond(rendered: Rendered) -> Response:
+    if rendered is _ACCEPTED:
+        return _ACCEPTED_RESPONSE
     answer = rendered.answer
     return Response(
         answer.body, answer.status, headers=rendered.headers, media_type="application/json"
     )
+
+
+_ACCEPTED_RESPONSE = Response(
+    _ACCEPTED.answer.body, _ACCEPTED.answer.status, media_type="application/json"
+)
 
 
 async def website(request: Request) -> Response:
@@ -56,17 +82,15 @@ async def website(request: Request) -> Response:
             raise invalid_signature() from None
         event_type, data = events.parse(body)
     except HookError as exc:
-        metrics.requests.labels("unknown", exc.code).inc()
+        _count(metrics, "unknown", exc.code)
         raise
     try:
         rendered = await _answer(runtime, event_id, event_type, data)
     except StorageError:
-        metrics.requests.labels(event_type, "503").inc()  # answered in hooks.app
+        _count(metrics, event_type, "503")  # answered in hooks.app
         raise
     replayed = REPLAYED.items() <= rendered.headers.items()
-    metrics.requests.labels(
-        event_type, "replayed" if replayed else str(rendered.answer.status)
-    ).inc()
+    _count(metrics, event_type, "replayed" if replayed else str(rendered.answer.status))
     return _respond(rendered)
 
 

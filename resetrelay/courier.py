@@ -44,7 +44,7 @@ from mail.message import addr_spec, build_message
 from mail.render import MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay import funnel
-from resetrelay.jobs.kinds import Kind, Registry, enqueue
+from resetrelay.jobs.kinds import Kind, Registry, enqueue, enqueue_sync
 from resetrelay.jobs.run import JobRun, Permanent, Retry, settle_completed
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
@@ -120,6 +120,32 @@ async def queue(
         ticket_id=ticket_id,
     )
     await enqueue(conn, SEND, SendMail(mail_id), now=now)
+    return mail_id
+
+
+def queue_sync(
+    conn: Connection,
+    *,
+    template: str,
+    recipient: str,
+    locale: str,
+    context: dict[str, Any],
+    message_id: str,
+    now: datetime,
+    ticket_id: str | None = None,
+) -> int:
+    """`queue` for `Database.run` (one thread hop on SQLite for the whole transaction)."""
+    mail_id = outbox.insert_sync(
+        conn,
+        template=template,
+        recipient=recipient,
+        locale=locale,
+        context=context,
+        message_id=message_id,
+        now=now,
+        ticket_id=ticket_id,
+    )
+    enqueue_sync(conn, SEND, SendMail(mail_id), now=now)
     return mail_id
 
 

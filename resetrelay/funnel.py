@@ -59,7 +59,14 @@ async def looked_up(
     conn: AsyncConnection, metrics: Metrics, outcome: str, *, at: datetime, locale: str
 ) -> None:
     """The Auth0 lookup of a reset request: `found`, `unknown` or `social`."""
-    await funnel.add(conn, at=at, purpose="reset", locale=locale, step=outcome)
+    await conn.run_sync(lambda sync: looked_up_sync(sync, metrics, outcome, at=at, locale=locale))
+
+
+def looked_up_sync(
+    conn: Connection, metrics: Metrics, outcome: str, *, at: datetime, locale: str
+) -> None:
+    """`looked_up` for `Database.run` (the ticket is issued in the same hop)."""
+    funnel.add_sync(conn, at=at, purpose="reset", locale=locale, step=outcome)
     counted(metrics, outcome, "reset")
 
 

@@ -58,6 +58,23 @@ LOCK_SHARED = (
 LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
 
 
+# PostgreSQL: one statement text whatever the batch's size, the rows as arrays.
+# psycopg converts a query's %s placeholders in Python and caches the result per
+# query text; a VALUES list of N rows is a new text for every N (and too long to
+# cache), and converting it was the largest cost of this path under load.
+PG_RECORD = (
+    "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
+    "created_at, updated_at, dedupe_key) "
+    "SELECT %(kind)s, v.payload, 'queued', 0, %(max_attempts)s, %(now)s, %(now)s, "
+    "%(now)s, v.dedupe_key "
+    "FROM unnest(%(payloads)s::json[], %(keys)s::text[], %(ids)s::text[]) "
+    "AS v (payload, dedupe_key, event_id) "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
+    "WHERE e.source = %(source)s AND e.event_id = v.event_id) "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+)
+
+
 async def record(
     db: Database, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]], *, now: datetime
 ) -> set[str]:
@@ -65,11 +82,30 @@ async def record(
     ids that were new (the others were delivered before and change nothing)."""
     if not items:
         return set()
-    sqlite = db.dialect == "sqlite"
-    mark = "?" if sqlite else "%s"
-    json_mark = mark if sqlite else "%s::json"
-    when: Any = _sqlite_time(now) if sqlite else now
-    row = f"({mark},{json_mark},{mark},{mark},{mark},{mark},{mark},{mark})"
+    keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
+    payloads = [json.dumps(payload, separators=(",", ":")) for _, payload in items]
+    prefix = len(batch.source) + 1
+    if db.dialect != "sqlite":
+        async with db.driver() as driver:
+            cursor = driver.cursor()
+            # Its own statement: the INSERT's snapshot must come after the lock.
+            await cursor.execute(LOCK_SHARED, [keys])
+            await cursor.execute(
+                PG_RECORD,
+                {
+                    "kind": batch.job_kind,
+                    "max_attempts": batch.max_attempts,
+                    "now": now,
+                    "payloads": payloads,
+                    "keys": keys,
+                    "ids": [event_id for event_id, _ in items],
+                    "source": batch.source,
+                },
+            )
+            rows = await cursor.fetchall()
+        return {r[0][prefix:] for r in rows}
+    when = _sqlite_time(now)
+    row = "(?,?,?,?,?,?,?,?)"
     statement = (
         "WITH v (kind, payload, max_attempts, run_after, created_at, updated_at, "
         f"dedupe_key, event_id) AS (VALUES {','.join([row] * len(items))}) "
@@ -77,41 +113,21 @@ async def record(
         "created_at, updated_at, dedupe_key) "
         "SELECT kind, payload, 'queued', 0, max_attempts, run_after, created_at, "
         "updated_at, dedupe_key FROM v WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
-        f"WHERE e.source = {mark} AND e.event_id = v.event_id) "
+        "WHERE e.source = ? AND e.event_id = v.event_id) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
     )
     params: list[Any] = []
-    keys: list[str] = []
-    for event_id, payload in items:
-        keys.append(dedupe_key(batch.source, event_id))
-        params += (
-            batch.job_kind,
-            json.dumps(payload, separators=(",", ":")),
-            batch.max_attempts,
-            when,
-            when,
-            when,
-            keys[-1],
-            event_id,
-        )
+    for (event_id, _), key, payload in zip(items, keys, payloads, strict=True):
+        params += (batch.job_kind, payload, batch.max_attempts, when, when, when, key, event_id)
     params.append(batch.source)
-    prefix = len(batch.source) + 1
-    if sqlite:
 
-        def work(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(statement, params).fetchall()
+    def work(conn: sqlite3.Connection) -> list[Any]:
+        return conn.execute(statement, params).fetchall()
 
-        try:
-            rows = await db.writer.run_driver(work)
-        except (sqlite3.Error, DBAPIError) as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
-    else:
-        async with db.driver() as driver:
-            cursor = driver.cursor()
-            # Its own statement: the INSERT's snapshot must come after the lock.
-            await cursor.execute(LOCK_SHARED, [keys])
-            await cursor.execute(statement, params)
-            rows = await cursor.fetchall()
+    try:
+        rows = await db.writer.run_driver(work)
+    except (sqlite3.Error, DBAPIError) as exc:
+        raise StorageUnavailable(type(exc).__name__) from exc
     return {r[0][prefix:] for r in rows}
 
 

@@ -61,7 +61,24 @@ async def enqueue(
     delay: timedelta = timedelta(0),
     max_attempts: int = 8,
 ) -> int:
-    result = await conn.execute(
+    return await conn.run_sync(
+        lambda sync: enqueue_sync(
+            sync, kind, payload, now=now, delay=delay, max_attempts=max_attempts
+        )
+    )
+
+
+def enqueue_sync(
+    conn: Connection,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    delay: timedelta = timedelta(0),
+    max_attempts: int = 8,
+) -> int:
+    """`enqueue` for `Database.run`."""
+    result = conn.execute(
         _jobs.insert()
         .values(
             kind=kind,
@@ -169,7 +186,12 @@ def _owned(job: ClaimedJob) -> Any:
 
 
 async def complete(conn: AsyncConnection, job: ClaimedJob, *, now: datetime) -> bool:
-    result = await conn.execute(
+    return await conn.run_sync(lambda sync: complete_sync(sync, job, now=now))
+
+
+def complete_sync(conn: Connection, job: ClaimedJob, *, now: datetime) -> bool:
+    """`complete` for `Database.run`."""
+    result = conn.execute(
         update(_jobs)
         .where(_owned(job))
         .values(status=DONE, lease_until=None, lease_token=None, updated_at=now)

@@ -46,7 +46,33 @@ async def insert(
     ticket_id: str | None = None,
 ) -> int:
     """A queued mail's row; its send job is the caller's (resetrelay.courier.queue)."""
-    result = await conn.execute(
+    return await conn.run_sync(
+        lambda sync: insert_sync(
+            sync,
+            template=template,
+            recipient=recipient,
+            locale=locale,
+            context=context,
+            message_id=message_id,
+            now=now,
+            ticket_id=ticket_id,
+        )
+    )
+
+
+def insert_sync(
+    conn: Connection,
+    *,
+    template: str,
+    recipient: str,
+    locale: str,
+    context: dict[str, Any],
+    message_id: str,
+    now: datetime,
+    ticket_id: str | None = None,
+) -> int:
+    """`insert` for `Database.run`."""
+    result = conn.execute(
         _mail.insert()
         .values(
             template=template,

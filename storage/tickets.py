@@ -60,11 +60,16 @@ async def lock_user(conn: AsyncConnection, user_id: str) -> None:
     PostgreSQL's READ COMMITTED two concurrent issuers would each void only the
     tickets committed before them, leaving two open; an advisory lock orders them.
     SQLite needs nothing: its write transactions are BEGIN IMMEDIATE, one at a time."""
+    await conn.run_sync(lock_user_sync, user_id)
+
+
+def lock_user_sync(conn: Connection, user_id: str) -> None:
+    """`lock_user` for `Database.run`."""
     if conn.dialect.name != "postgresql":
         return
     digest = hashlib.sha256(f"resetrelay.tickets:{user_id}".encode()).digest()
     key = int.from_bytes(digest[:8], "big", signed=True)
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 async def insert(
@@ -81,9 +86,39 @@ async def insert(
     ttl: timedelta,
 ) -> None:
     """Store a new open ticket and void the user's older open ones (only the newest link works)."""
-    await lock_user(conn, user_id)
-    await void_for_user(conn, user_id, now=now, reason="superseded")
-    await conn.execute(
+    await conn.run_sync(
+        lambda sync: insert_sync(
+            sync,
+            ticket_id=ticket_id,
+            lookup_hash=lookup_hash,
+            user_id=user_id,
+            email=email,
+            connection=connection,
+            locale=locale,
+            purpose=purpose,
+            now=now,
+            ttl=ttl,
+        )
+    )
+
+
+def insert_sync(
+    conn: Connection,
+    *,
+    ticket_id: str,
+    lookup_hash: str,
+    user_id: str,
+    email: str,
+    connection: str,
+    locale: str,
+    purpose: str,
+    now: datetime,
+    ttl: timedelta,
+) -> None:
+    """`insert` for `Database.run` (the worker's issue: one thread hop on SQLite)."""
+    lock_user_sync(conn, user_id)
+    void_for_user_sync(conn, user_id, now=now, reason="superseded")
+    conn.execute(
         _tickets.insert().values(
             id=ticket_id,
             lookup_hash=lookup_hash,
@@ -204,6 +239,22 @@ async def void_for_user(
 ) -> int:
     """Revoke the user's open tickets (and stale claims). `created_before` keeps tickets
     issued after an event, so a late or replayed event cannot void a newer ticket."""
+    return await conn.run_sync(
+        lambda sync: void_for_user_sync(
+            sync, user_id, now=now, reason=reason, created_before=created_before
+        )
+    )
+
+
+def void_for_user_sync(
+    conn: Connection,
+    user_id: str,
+    *,
+    now: datetime,
+    reason: str,
+    created_before: datetime | None = None,
+) -> int:
+    """`void_for_user` for `Database.run`."""
     query = update(_tickets).where(
         _tickets.c.user_id == user_id,
         or_(
@@ -213,7 +264,7 @@ async def void_for_user(
     )
     if created_before is not None:
         query = query.where(_tickets.c.created_at < created_before)
-    result = await conn.execute(
+    result = conn.execute(
         query.values(state=REVOKED, finished_at=now, claimed_until=None, revoked_reason=reason)
     )
     return result.rowcount

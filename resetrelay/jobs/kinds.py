@@ -108,6 +108,15 @@ async def enqueue(
     )
 
 
+def enqueue_sync(
+    conn: Connection, kind: Kind[P], payload: P, *, now: datetime, delay: timedelta = timedelta(0)
+) -> int:
+    """`enqueue` for `Database.run`."""
+    return jobs.enqueue_sync(
+        conn, kind.name, kind.encode(payload), now=now, delay=delay, max_attempts=kind.max_attempts
+    )
+
+
 async def enqueue_many(
     conn: AsyncConnection, kind: Kind[P], payloads: list[P], *, now: datetime
 ) -> None:

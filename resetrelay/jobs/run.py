@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import jobs
@@ -55,6 +56,12 @@ class JobRun:
         if not await jobs.complete(conn, self.job, now=self.now()):
             raise Retry("lease lost before completion")
         self.completed = True
+
+    def complete_sync(self, conn: Connection) -> None:
+        """`complete` inside a `Database.run` transaction; the caller sets `completed`
+        once that transaction has committed."""
+        if not jobs.complete_sync(conn, self.job, now=self.now()):
+            raise Retry("lease lost before completion")
 
     async def save(self, conn: AsyncConnection, payload: dict[str, Any]) -> None:
         """Record progress in the job's payload (e.g. "rate limit already counted"),

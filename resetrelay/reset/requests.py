@@ -109,6 +109,47 @@ async def issue(
     return ticket.id
 
 
+def issue_sync(
+    conn: Connection,
+    settings: Settings,
+    codec: TicketCodec,
+    *,
+    user_id: str,
+    email: str,
+    connection: str,
+    locale: str,
+    purpose: str,
+    now: datetime,
+) -> str:
+    """`issue` for `Database.run`: the same rows, in one thread hop on SQLite (through
+    aiosqlite, each statement of it cost several hops and shared the write lock with
+    the writer thread's transactions)."""
+    ticket = codec.new()
+    tickets.insert_sync(
+        conn,
+        ticket_id=ticket.id,
+        lookup_hash=ticket.lookup_hash,
+        user_id=user_id,
+        email=email,
+        connection=connection,
+        locale=locale,
+        purpose=purpose,
+        now=now,
+        ttl=timedelta(seconds=settings.ticket_ttl_seconds),
+    )
+    courier.queue_sync(
+        conn,
+        template=TEMPLATE_FOR_PURPOSE[purpose],
+        recipient=email,
+        locale=locale,
+        context={},
+        ticket_id=ticket.id,
+        message_id=courier.new_message_id(settings.mail_from),
+        now=now,
+    )
+    return ticket.id
+
+
 def recipient(email: str, user_id: str, metrics: Metrics, **fields: str) -> str | None:
     """A user's address as a mail's one recipient, or None: Auth0 may hold a list, a
     display name or worse, and that is never a recipient (`mail.message.addr_spec`, the
@@ -216,8 +257,10 @@ class Requests:
         if address is None:
             return
         locale = request.locale or user.locale or self.settings.default_locale
-        async with self.db.begin() as conn:
-            await issue(
+        now = self.now()
+
+        def issue_and_complete(conn: Connection) -> None:
+            issue_sync(
                 conn,
                 self.settings,
                 self.codec,
@@ -226,10 +269,13 @@ class Requests:
                 connection=user.connection or self.settings.auth0_connection,
                 locale=locale,
                 purpose="reset",
-                now=self.now(),
+                now=now,
             )
-            await funnel.looked_up(conn, self.metrics, "found", at=self.now(), locale=asked)
-            await run.complete(conn)
+            funnel.looked_up_sync(conn, self.metrics, "found", at=now, locale=asked)
+            run.complete_sync(conn)
+
+        await self.db.run(issue_and_complete)
+        run.completed = True
         self.metrics.tickets.labels("issued").inc()
         self.metrics.mails.labels("queued").inc()
 
@@ -267,9 +313,10 @@ class Intake:
         self._queue.append((Pending(event_id, payload), future))
         if self._committer is None or self._committer.done():
             self._committer = loop.create_task(self._commit_all())
-        # A caller that goes away (client disconnect) cancels only its own wait;
-        # the commit carries on for everyone in the batch.
-        return await asyncio.shield(future)
+        # A caller that goes away (client disconnect) cancels only its own future,
+        # which the committer then skips (`done()`); the commit carries on for
+        # everyone in the batch, so no shield (another future per request) is needed.
+        return await future
 
     async def _commit_all(self) -> None:
         while self._queue:
