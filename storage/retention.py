@@ -79,11 +79,12 @@ _day_before: BindParameter[date] = bindparam("day_before")
 # A bulk run is over RETENTION_DAYS after it finished or, never marked finished,
 # after it started. A run is marked finished only by the command watching it, so
 # one whose command was stopped stays open although the workers did every line,
-# and its user ids must not be kept for ever either. A run a month old and still
-# open is not worth continuing: the mails it sent have long expired (a ticket
-# lives hours), a breach notice a month late is news to nobody, and its lines'
-# jobs gave up within the hour (`bulk.reset` backs off to a minute, 30 tries); a
-# job still queued for a run that is gone finds no queued line and does nothing.
+# and its user ids must not be kept for ever either. A run that old and still
+# open is not worth continuing: the tickets it mailed have long expired, a breach
+# notice that late is news to nobody, and its lines' jobs have long since run or
+# given up (`bulk.reset`: 30 tries). A job still queued for a run that is gone
+# finds no queued line (storage.bulk.queued_sync) and does nothing; the same file
+# run again starts a new run.
 _RUN_OVER = func.coalesce(_runs.c.finished_at, _runs.c.created_at) < _cutoff
 
 # The run whose lines go next: one run at a time, so the pick of its lines is a
