@@ -21,9 +21,10 @@
 one row per Management API endpoint or call, overwritten in place, and nobody in
 it: nothing to sweep.
 
-Each delete takes at most `batch` rows, picked by an index range scan that
-stops after `batch` rows, in a transaction of its own: no statement holds a
-lock for long, and any number of workers may sweep at once (PostgreSQL skips
+Each transaction deletes at most `batch` rows, picked by an index range scan
+that stops after `batch` rows (bulk_runs, a row per operator command, is read
+whole; bulk_rows may take a few statements, one per run, to fill a batch): no
+statement holds a lock for long, and any number of workers may sweep at once (PostgreSQL skips
 the rows another sweep has locked; SQLite runs write transactions one at a
 time). The caller (resetrelay.housekeeping) runs the statements in `STATEMENTS` order,
 each until a batch comes back short. Tables with a composite primary key are
