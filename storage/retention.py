@@ -88,16 +88,20 @@ _day_before: BindParameter[date] = bindparam("day_before")
 # run again starts a new run.
 _RUN_OVER = func.coalesce(_runs.c.finished_at, _runs.c.created_at) < _cutoff
 
-# The run whose lines go next: one run at a time, so the pick of its lines is a
-# range scan of bulk_rows' primary key (run_id, row_no) that stops after `batch`
-# rows, whatever the other runs hold. bulk_runs has a row per operator command,
-# too few for an index on its times to pay; EXISTS is one probe of that key.
-_EMPTYING = (
+# The next run, by id after `:after`, that is over and still has lines. Lines go
+# one run at a time, so the pick of a run's lines is a range scan of bulk_rows'
+# primary key (run_id, row_no) that stops after `batch` rows, whatever other runs
+# hold. bulk_runs has a row per operator command, too few for an index on its
+# times to pay; EXISTS is one probe of that key.
+_NEXT_RUN = (
     select(_runs.c.id)
-    .where(_RUN_OVER, exists().where(_lines.c.run_id == _runs.c.id))
+    .where(
+        _RUN_OVER,
+        _runs.c.id > bindparam("after"),
+        exists().where(_lines.c.run_id == _runs.c.id),
+    )
     .order_by(_runs.c.id)
     .limit(1)
-    .scalar_subquery()
 )
 
 # (table, its batch delete) in the order a sweep runs them: tickets before their
@@ -129,11 +133,12 @@ STATEMENTS: tuple[tuple[str, Any], ...] = (
         )
         for status in (jobs.DONE, jobs.DEAD)
     ),
-    # A run's lines first, then the run once it has none left. The DELETE of lines
-    # does not re-check the run: a run that is over cannot become open again.
+    # A run's lines first (the run `:run_id`, from `_NEXT_RUN`), then the run once
+    # it has none left. The DELETE of lines does not re-check the run: a run that
+    # is over cannot become open again.
     (
         "bulk_rows",
-        _batch_delete(_rows, _rows.c.run_id == _EMPTYING, [_rows.c.row_no], where=true()),
+        _batch_delete(_rows, _rows.c.run_id == bindparam("run_id"), [_rows.c.row_no], where=true()),
     ),
     (
         "bulk_runs",
@@ -160,17 +165,23 @@ def delete_batch_sync(
     `Database.run`, one short transaction. Returns how many went."""
     name, statement = STATEMENTS[step]
     params = {"cutoff": now - retention, "day_before": (now - FUNNEL_KEPT).date()}
-    total = 0
-    while True:
-        n = len(conn.execute(statement, {**params, "batch": batch - total}).all())
-        total += n
-        # The pick of lines stays within one run (see `_EMPTYING`): a short count
-        # may mean that run is empty, not that every run is, so the batch goes
-        # on with the next run until it is full or no run over has lines. Nothing
-        # picked (another sweep holds the run's lines) ends it too, or it would spin.
-        if name != "bulk_rows" or not n or total >= batch or not _more_lines(conn, params):
-            return total
+    if name == "bulk_rows":
+        return _delete_lines(conn, statement, params, batch)
+    return len(conn.execute(statement, {**params, "batch": batch}).all())
 
 
-def _more_lines(conn: Connection, params: dict[str, Any]) -> bool:
-    return conn.execute(select(_EMPTYING), params).scalar() is not None
+def _delete_lines(conn: Connection, statement: Any, params: dict[str, Any], batch: int) -> int:
+    """Up to `batch` lines of the runs that are over, run after run in id order:
+    a statement per run, each taking what the batch still has room for."""
+    total, after = 0, ""  # run ids are never empty: the command falls back to the hash
+    while total < batch:
+        run_id = conn.execute(_NEXT_RUN, {**params, "after": after}).scalar()
+        if run_id is None:
+            break
+        total += len(conn.execute(statement, {"run_id": run_id, "batch": batch - total}).all())
+        # Fewer than asked: the run is empty, or another sweep holds the rest of its
+        # lines (PostgreSQL skips them). Either way the next run is the one to
+        # work on, so concurrent sweeps spread over the runs instead of all
+        # stopping at the first one.
+        after = run_id
+    return total
