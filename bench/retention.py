@@ -1,10 +1,12 @@
 """Retention over a backlog: how fast finished rows go, and how long one batch's
 transaction (the longest any lock is held) takes.
 
-Fills a migrated database with `--rows` finished mails, as many expired tickets
-and as many done jobs, all older than RETENTION_DAYS, plus as many open rows of
-each that must stay; then runs storage.retention's statements in order, 500 rows
-a batch, each through `Database.run` as housekeeping does, timing every batch.
+Fills a migrated database with `--rows` finished mails, as many expired tickets,
+as many done jobs and a finished bulk run of as many lines, all older than
+RETENTION_DAYS, plus as many open rows of each that must stay (the open bulk run's
+id sorts first, so a pick that read it would show); then runs storage.retention's
+statements in order, 500 rows a batch, each through `Database.run` as
+housekeeping does, timing every batch.
 
     python -m bench.retention --rows 100000
     python -m bench.retention --rows 100000 --database-url postgresql://postgres@127.0.0.1:5432/test
@@ -30,7 +32,7 @@ from resetrelay.settings import normalise_database_url
 from storage import retention
 from storage.database import Database
 from storage.migrate import sync_url, upgrade
-from storage.models import Job, MailMessage, Ticket, metadata
+from storage.models import BulkRow, BulkRun, Job, MailMessage, Ticket, metadata
 from storage.sql import table
 
 
@@ -91,6 +93,34 @@ def _fill(url: str, rows: int, now: datetime) -> None:
             conn.execute(table(Ticket).insert(), tickets)
             conn.execute(table(MailMessage).insert(), mails)
             conn.execute(table(Job).insert(), jobs)
+        for run_id, at, finished in (("a-open", young, None), ("z-finished", old, old)):
+            conn.execute(
+                table(BulkRun).insert(),
+                {
+                    "id": run_id,
+                    "file_sha256": "0" * 64,
+                    "key_column": "email",
+                    "template": "breached",
+                    "rows": rows,
+                    "created_at": at,
+                    "finished_at": finished,
+                },
+            )
+            for start in range(0, rows, 5000):
+                conn.execute(
+                    table(BulkRow).insert(),
+                    [
+                        {
+                            "run_id": run_id,
+                            "row_no": i,
+                            "state": "done",
+                            "outcome": "mailed",
+                            "user_id": f"auth0|{run_id}{i}",
+                            "updated_at": at,
+                        }
+                        for i in range(start, min(rows, start + 5000))
+                    ],
+                )
         if conn.dialect.name == "postgresql":
             conn.execute(text("ANALYZE"))
     engine.dispose()
@@ -98,13 +128,20 @@ def _fill(url: str, rows: int, now: datetime) -> None:
 
 async def _sweep(url: str, now: datetime) -> tuple[int, list[float]]:
     db = Database(url)
-    cutoff, batches, deleted = now - timedelta(days=30), [], 0
+    batches: list[float] = []
+    deleted = 0
     try:
         for step in range(len(retention.STATEMENTS)):
             while True:
                 started = time.perf_counter()
                 n = await db.run(
-                    partial(retention.delete_batch_sync, step=step, cutoff=cutoff, batch=500)
+                    partial(
+                        retention.delete_batch_sync,
+                        step=step,
+                        now=now,
+                        retention=timedelta(days=30),
+                        batch=500,
+                    )
                 )
                 batches.append(time.perf_counter() - started)
                 deleted += n
@@ -120,7 +157,10 @@ def _left(url: str) -> dict[str, int]:
     with engine.connect() as conn:
         counts = {
             t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in (metadata.tables[n] for n in ("tickets", "mail_messages", "jobs"))
+            for t in (
+                metadata.tables[n]
+                for n in ("tickets", "mail_messages", "jobs", "bulk_rows", "bulk_runs")
+            )
         }
     engine.dispose()
     return counts
@@ -161,7 +201,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         left = _left(url)
     batches.sort()
-    print(f"database: {url.split(':')[0]}; finished rows: {3 * args.rows}; open rows kept")
+    print(f"database: {url.split(':')[0]}; finished rows: {4 * args.rows + 1}; open rows kept")
     print(f"deleted {deleted} rows in {elapsed:.1f} s: {deleted / elapsed:,.0f} rows/s")
     print(
         f"batches: {len(batches)}; per batch median {batches[len(batches) // 2] * 1000:.1f} ms,"

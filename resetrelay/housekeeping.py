@@ -2,10 +2,11 @@
 
 The worker calls `run` when it has nothing to do. Dedupe rows, counters and
 spent Action tokens are pruned at most hourly. Retention (storage.retention)
-deletes finished tickets, mails and jobs `retention` after they finished, a
-batch per transaction; one call works for a short while at most and the next
-idle call goes on where it stopped, so a backlog (a first run on an old
-database) never keeps the worker from its jobs for long.
+deletes finished tickets, mails, jobs and bulk runs `retention` after they
+finished, and old funnel days, a batch per transaction; one call works for a
+short while at most and the next idle call goes on where it stopped, so a
+backlog (a first run on an old database) never keeps the worker from its jobs
+for long.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Housekeeping:
         self._retention = retention
         self._batch = batch
         self._last_prune = 0.0
-        self._sweep: tuple[datetime, int] | None = None  # (cutoff, next statement)
+        self._sweep: tuple[datetime, int] | None = None  # (its start, next statement)
 
     async def run(self) -> None:
         """While idle: hourly prunes, and retention's next batches."""
@@ -51,7 +52,7 @@ class Housekeeping:
             self._last_prune = anyio.current_time()
             await self._prune()
             if self._sweep is None:
-                self._sweep = (self._now() - self._retention, 0)
+                self._sweep = (self._now(), 0)
         if self._sweep is not None:
             self._sweep = await self._retain(*self._sweep)
 
@@ -66,7 +67,7 @@ class Housekeeping:
         except StorageError:
             log.warning("maintenance skipped: database unavailable")
 
-    async def _retain(self, cutoff: datetime, step: int) -> tuple[datetime, int] | None:
+    async def _retain(self, now: datetime, step: int) -> tuple[datetime, int] | None:
         """Run retention batches from statement `step` on for up to `_RETENTION_SLICE`
         seconds; returns where the next call goes on, None once every statement
         has come back short (the sweep is done until the next hour)."""
@@ -75,7 +76,11 @@ class Housekeeping:
             try:
                 deleted = await self._db.run(
                     partial(
-                        retention.delete_batch_sync, step=step, cutoff=cutoff, batch=self._batch
+                        retention.delete_batch_sync,
+                        step=step,
+                        now=now,
+                        retention=self._retention,
+                        batch=self._batch,
                     )
                 )
             except StorageError:
@@ -87,7 +92,7 @@ class Housekeeping:
                 step += 1
             if anyio.current_time() >= deadline:
                 break
-        return None if step >= len(retention.STATEMENTS) else (cutoff, step)
+        return None if step >= len(retention.STATEMENTS) else (now, step)
 
     async def refresh_gauges(self) -> None:
         """The queue's gauges from the database; they keep their last value while

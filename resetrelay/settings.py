@@ -337,8 +337,9 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     ),
     _v(
         "RETENTION_DAYS",
-        "Finished tickets (expired, used, revoked), their mails (sent, dead, expired) and "
-        "finished jobs (done, dead) are deleted this many days after they finish (docs/data.md).",
+        "Finished tickets (expired, used, revoked), their mails (sent, dead, expired), "
+        "finished jobs (done, dead) and bulk-reset runs with their lines are deleted this many "
+        "days after they finish (docs/data.md).",
         default="30",
     ),
     _v(

@@ -8,7 +8,7 @@ import pytest
 
 from resetrelay.housekeeping import Housekeeping
 from resetrelay.metrics import Metrics
-from storage import inbound, jobs, outbox
+from storage import bulk, inbound, jobs, outbox
 from storage.database import Database
 from tests.conftest import Clock
 
@@ -81,3 +81,42 @@ async def test_retention_deletes_finished_rows_in_batches_and_counts_them(
     assert deleted == 4
     async with database.read() as conn:
         assert await outbox.counts(conn) == {outbox.QUEUED: 1}
+
+
+async def test_retention_takes_a_finished_bulk_run_whole_and_counts_it(
+    database: Database, clock: Clock
+) -> None:
+    """After the jobs, the sweep deletes a finished run's lines (user ids), then the
+    run; a run started since stays with its lines."""
+    start = clock()
+    for run_id, lines in (("old", 4), ("new", 2)):
+        async with database.begin() as conn:
+            await bulk.create_run(
+                conn,
+                run_id=run_id,
+                file_sha256="0" * 64,
+                key_column="email",
+                template="breached",
+                rows=lines,
+                now=clock(),
+            )
+            await bulk.add_rows(
+                conn, run_id, [(n, bulk.DONE, "not_found", None) for n in range(lines)], now=clock()
+            )
+            if run_id == "old":
+                assert await bulk.finish_run(conn, run_id, now=clock())
+        clock.current = start + timedelta(days=2)
+    clock.current = start + timedelta(days=3)
+    metrics = Metrics()
+    await Housekeeping(database, metrics, clock, retention=timedelta(days=2), batch=3).run()
+
+    def deleted(table: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "resetrelay_retention_deleted_total", {"table": table}
+        )
+
+    assert (deleted("bulk_rows"), deleted("bulk_runs")) == (4, 1)
+    async with database.read() as conn:
+        assert await bulk.run_by_id(conn, "old") is None
+        assert await bulk.run_by_id(conn, "new") is not None
+        assert await bulk.known_rows(conn, "new") == {0, 1}
