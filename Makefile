@@ -33,7 +33,7 @@ tools:
 	scripts/ensure-node22
 
 unit: install tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # Lint, types, then every test: on SQLite, and on PostgreSQL too when
 # TEST_DATABASE_URL is set (.ci/run sets it).

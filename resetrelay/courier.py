@@ -109,18 +109,18 @@ async def queue(
     ticket_id: str | None = None,
 ) -> int:
     """Queue a mail and its send job in the caller's transaction."""
-    mail_id = await outbox.insert(
-        conn,
-        template=template,
-        recipient=recipient,
-        locale=locale,
-        context=context,
-        message_id=message_id,
-        now=now,
-        ticket_id=ticket_id,
+    return await conn.run_sync(
+        lambda sync: queue_sync(
+            sync,
+            template=template,
+            recipient=recipient,
+            locale=locale,
+            context=context,
+            message_id=message_id,
+            now=now,
+            ticket_id=ticket_id,
+        )
     )
-    await enqueue(conn, SEND, SendMail(mail_id), now=now)
-    return mail_id
 
 
 def queue_sync(

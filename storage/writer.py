@@ -42,9 +42,11 @@ def sqlite_transactions(engine: Engine) -> None:
         # Hand transaction control to us (the "begin" hook below), then tune.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: the pragmas after it may need a lock another
+        # connection holds, and would otherwise fail at once with "database is locked".
+        cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
-        cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

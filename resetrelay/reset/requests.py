@@ -83,30 +83,19 @@ async def issue(
     """Store a new ticket (voiding the user's older ones) and queue its mail, in the
     caller's transaction; returns the ticket id. The ticket value itself is neither
     stored nor returned: the courier derives the link when it sends."""
-    ticket = codec.new()
-    await tickets.insert(
-        conn,
-        ticket_id=ticket.id,
-        lookup_hash=ticket.lookup_hash,
-        user_id=user_id,
-        email=email,
-        connection=connection,
-        locale=locale,
-        purpose=purpose,
-        now=now,
-        ttl=timedelta(seconds=settings.ticket_ttl_seconds),
+    return await conn.run_sync(
+        lambda sync: issue_sync(
+            sync,
+            settings,
+            codec,
+            user_id=user_id,
+            email=email,
+            connection=connection,
+            locale=locale,
+            purpose=purpose,
+            now=now,
+        )
     )
-    await courier.queue(
-        conn,
-        template=TEMPLATE_FOR_PURPOSE[purpose],
-        recipient=email,
-        locale=locale,
-        context={},
-        ticket_id=ticket.id,
-        message_id=courier.new_message_id(settings.mail_from),
-        now=now,
-    )
-    return ticket.id
 
 
 def issue_sync(
