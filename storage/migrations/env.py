@@ -32,6 +32,12 @@ def run() -> None:
             )
             with context.begin_transaction():
                 context.run_migrations()
+            if connection.dialect.name == "sqlite":
+                # WAL is a property of the file: set it once here, so processes that
+                # open a new database together never race to switch it (the switch does
+                # not wait on the busy timeout; it fails at once, "database is locked").
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                connection.commit()
         finally:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_unlock(7212024)"))
