@@ -57,6 +57,24 @@ _PLAIN = re.compile(
 )
 
 
+def full_check(value: str) -> None:
+    """email-validator's check, every option spelled out (none left to its module-level
+    defaults), without DNS; raises EmailNotValidError. tests/mail/test_message.py
+    compares `_plain` against it."""
+    validate_email(
+        value,
+        allow_smtputf8=True,
+        allow_empty_local=False,
+        allow_quoted_local=False,
+        allow_domain_literal=False,
+        allow_display_name=False,
+        strict=False,
+        check_deliverability=False,
+        test_environment=False,
+        globally_deliverable=True,
+    )
+
+
 def _plain(value: str) -> bool:
     match = _PLAIN.fullmatch(value)
     if match is None:
@@ -87,18 +105,7 @@ def addr_spec(value: str) -> str:
     if _plain(value):
         return value
     try:
-        validate_email(
-            value,
-            allow_smtputf8=True,
-            allow_empty_local=False,
-            allow_quoted_local=False,
-            allow_domain_literal=False,
-            allow_display_name=False,
-            strict=False,
-            check_deliverability=False,
-            test_environment=False,
-            globally_deliverable=True,
-        )
+        full_check(value)
     except EmailNotValidError:
         raise ValueError("not exactly one e-mail address") from None
     return value
