@@ -91,15 +91,16 @@ class BreachCorpus:
         """How often the corpus has seen `password` (0: not at all); RangeError when the
         API gives no usable answer."""
         prefix, suffix = range_prefix(password)
-        counts = await self._range(prefix)
+        counts, _ = await self._range(prefix)
         return counts.get(suffix, 0)
 
     async def probe(self) -> int:
         """One range query for a fixed prefix (it says nothing of any password): the
-        number of rows answered; RangeError as for `count`."""
-        return len(await self._range("00000"))
+        number of rows answered, padding included; RangeError as for `count`."""
+        _, rows = await self._range("00000")
+        return rows
 
-    async def _range(self, prefix: str) -> dict[str, int]:
+    async def _range(self, prefix: str) -> tuple[dict[str, int], int]:
         url = f"{self.base_url.rstrip('/')}/range/{prefix}"
         try:
             # httpx's timeout bounds each read; the deadline bounds them all together, so
@@ -133,8 +134,9 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return bytes(body)
 
 
-def _rows(body: bytes) -> dict[str, int]:
-    """`SUFFIX:COUNT` rows by upper-case suffix; padding rows (count 0) dropped. Any
+def _rows(body: bytes) -> tuple[dict[str, int], int]:
+    """`SUFFIX:COUNT` rows by upper-case suffix, padding rows (count 0) dropped, and how
+    many rows there were. Any
     line that is not a row makes the whole answer garbage: a half-understood answer
     is not evidence that a password is clean."""
     try:
@@ -142,6 +144,7 @@ def _rows(body: bytes) -> dict[str, int]:
     except UnicodeDecodeError as exc:
         raise RangeError("garbage", "not ASCII") from exc
     counts: dict[str, int] = {}
+    rows = 0
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -149,8 +152,9 @@ def _rows(body: bytes) -> dict[str, int]:
         match = _ROW.fullmatch(line)
         if match is None:
             raise RangeError("garbage", "a line is not SUFFIX:COUNT")
+        rows += 1
         count = int(match.group(2))
         if count:
             counts[match.group(1).upper()] = count
     # An empty answer is allowed: a self-hosted corpus may hold nothing under a prefix.
-    return counts
+    return counts, rows
