@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -19,20 +20,22 @@ PASSWORD = "Passw0rd!"
 DIGEST = hashlib.sha1(PASSWORD.encode()).hexdigest().upper()
 PREFIX, SUFFIX = DIGEST[:5], DIGEST[5:]
 
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Handler = Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
 
 
 def corpus(handler: Handler, timeout: float = 2.0) -> BreachCorpus:
     return BreachCorpus("https://range.test/api/", timeout, httpx.MockTransport(handler))
 
 
-def answering(body: bytes | str, status: int = 200, **headers: str) -> Handler:
+def answering(
+    body: bytes | str, status: int = 200, headers: dict[str, str] | None = None
+) -> Handler:
     seen: list[httpx.Request] = []
 
     async def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         content = body.encode() if isinstance(body, str) else body
-        return httpx.Response(status, content=content, headers=headers)
+        return httpx.Response(status, content=content, headers=headers or {})
 
     handler.seen = seen  # type: ignore[attr-defined]
     return handler
@@ -101,7 +104,7 @@ async def test_garbage_is_an_error_not_a_count(body: str | bytes) -> None:
 
 @pytest.mark.parametrize("status", [201, 204, 301, 302, 400, 404, 429, 500, 503])
 async def test_any_status_but_200_is_an_error(status: int) -> None:
-    client = corpus(answering(f"{SUFFIX}:3", status, location="https://elsewhere.test/"))
+    client = corpus(answering(f"{SUFFIX}:3", status, {"location": "https://elsewhere.test/"}))
     with pytest.raises(RangeError) as info:
         await client.count(PASSWORD)
     assert info.value.reason == "status"
@@ -109,7 +112,7 @@ async def test_any_status_but_200_is_an_error(status: int) -> None:
 
 
 async def test_an_oversized_body_is_cut_off() -> None:
-    declared = corpus(answering("x", **{"content-length": str(MAX_BODY + 1)}))
+    declared = corpus(answering("x", headers={"content-length": str(MAX_BODY + 1)}))
     with pytest.raises(RangeError) as info:
         await declared.count(PASSWORD)
     assert info.value.reason == "oversized"
