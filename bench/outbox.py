@@ -109,6 +109,7 @@ def run_outbox(count: int) -> float:
                 "AUTH0_CLIENT_SECRET": "bench-secret",
                 "BRAND_NAME": "Bench",
                 "TICKET_TTL_SECONDS": "86400",
+                "PWNED_PASSWORDS_URL": "",  # no breach check: never the internet
             }
             settings = Settings.from_env(env)
             upgrade(settings.database_url)

@@ -69,6 +69,7 @@ class DemoUrls:
     auth0: str
     inbox: str
     website: str
+    pwned: str
 
 
 class DemoFailed(RuntimeError):
@@ -142,12 +143,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def run_demo(startup_timeout: float = 30) -> Iterator[Demo]:
     """Start `resetrelay demo` on free ports, wait until every URL answers, stop at exit."""
-    ports = {name: free_port() for name in ("port", "auth0", "inbox", "smtp", "website")}
+    names = ("port", "auth0", "inbox", "smtp", "website", "pwned")
+    ports = {name: free_port() for name in names}
     urls = DemoUrls(
         service=f"http://{HOST}:{ports['port']}",
         auth0=f"http://{HOST}:{ports['auth0']}",
         inbox=f"http://{HOST}:{ports['inbox']}",
         website=f"http://{HOST}:{ports['website']}",
+        pwned=f"http://{HOST}:{ports['pwned']}",
     )
     # The demo takes branding, limits and locale from the environment: keep them its own.
     env = {
@@ -166,6 +169,7 @@ def run_demo(startup_timeout: float = 30) -> Iterator[Demo]:
         f"--inbox-port={ports['inbox']}",
         f"--smtp-port={ports['smtp']}",
         f"--website-port={ports['website']}",
+        f"--pwned-port={ports['pwned']}",
     ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
@@ -181,6 +185,7 @@ def run_demo(startup_timeout: float = 30) -> Iterator[Demo]:
                         f"{urls.auth0}/",
                         f"{urls.inbox}/api/messages",
                         f"{urls.website}/forgot",
+                        f"{urls.pwned}/__pwned/requests",
                     ],
                     startup_timeout,
                 )

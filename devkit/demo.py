@@ -1,9 +1,11 @@
 """`resetrelay demo`: the whole product on one machine, no accounts.
 
 Starts, in one process: the service (SQLite in a temporary folder), the Auth0
-emulator with demo users, a mail catcher with a web inbox, and the demo
-website; prints every URL and a curl example; stops cleanly on Ctrl-C. All
-ports are configurable; everything binds to 127.0.0.1.
+emulator with demo users, a mail catcher with a web inbox, the demo website,
+and a local breach range API (`devkit.pwned`, so new passwords are checked
+against known breaches with no internet); prints every URL and a curl example;
+stops cleanly on Ctrl-C. All ports are configurable; everything binds to
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from resetrelay.settings import Settings
 from resetrelay.webhooks import new_secret
 
 HOST = "127.0.0.1"
+# Passwords of the local range API's corpus that pass the demo tenant's policy.
+BREACHED_EXAMPLES = ("Passw0rd!", "P@ssw0rd123", "Summer2024!")
 USERS_FILE = Path(__file__).resolve().parent / "demo_users.json"
 
 
@@ -37,6 +41,7 @@ class DemoPorts:
     inbox: int = 8025
     smtp: int = 1025
     website: int = 8080
+    pwned: int = 8002
 
 
 def demo_env(ports: DemoPorts, folder: Path, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -53,6 +58,8 @@ def demo_env(ports: DemoPorts, folder: Path, overrides: Mapping[str, str]) -> di
         "AUTH0_CLIENT_SECRET": "emulator-secret",
         "AUTH0_LOG_STREAM_TOKEN": secrets.token_urlsafe(24),
         "AUTH0_ACTION_SECRET": secrets.token_urlsafe(32),
+        # The local range API (devkit.pwned), never the public one: the demo needs no internet.
+        "PWNED_PASSWORDS_URL": f"http://{HOST}:{ports.pwned}",
         "BRAND_NAME": "Acme",
         "BRAND_COLOR": "#4f46e5",
         "SUPPORT_EMAIL": "support@acme.example",
@@ -78,10 +85,13 @@ def banner(ports: DemoPorts, users: list[dict[str, str]], env: Mapping[str, str]
         f"  resetrelay         http://{HOST}:{ports.service}/healthz  (/metrics, /openapi.json,"
         " /preview/mail/reset)",
         f"  Auth0 emulator     http://{HOST}:{ports.auth0}/  (not Auth0: a local stand-in)",
+        f"  breach range API   http://{HOST}:{ports.pwned}/__pwned/requests  (a local stand-in"
+        " for Pwned Passwords)",
         "",
         "  demo users:",
     ]
     lines += [f"    {u['email']:<24} {u.get('password') or '(social login only)'}" for u in users]
+    lines += ["", f"  breached passwords the reset form refuses: {', '.join(BREACHED_EXAMPLES)}"]
     lines += [
         "",
         "  or from a shell:",
@@ -116,6 +126,7 @@ def check_ports(ports: DemoPorts) -> None:
         "inbox": "--inbox-port",
         "smtp": "--smtp-port",
         "website": "--website-port",
+        "pwned": "--pwned-port",
     }
     for name, flag in flags.items():
         port = getattr(ports, name)
@@ -130,6 +141,7 @@ def check_ports(ports: DemoPorts) -> None:
 async def run_demo(ports: DemoPorts, overrides: Mapping[str, str]) -> None:
     from devkit.catcher import MailCatcher
     from devkit.emulator import create_emulator
+    from devkit.pwned import create_range_api
     from devkit.website.app import create_website
     from hooks.app import create_app
 
@@ -153,6 +165,7 @@ async def run_demo(ports: DemoPorts, overrides: Mapping[str, str]) -> None:
                 ports.auth0,
             ),
             (catcher.web_app(), ports.inbox),
+            (create_range_api(), ports.pwned),
             (
                 create_website(
                     resetrelay_url=f"http://{HOST}:{ports.service}",
@@ -174,7 +187,7 @@ async def run_demo(ports: DemoPorts, overrides: Mapping[str, str]) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 for server in servers:
-                    # One signal handler for all four (below), not one each.
+                    # One signal handler for all of them (below), not one each.
                     tg.start_soon(server._serve)
                 with anyio.fail_after(30):
                     while not all(server.started for server in servers):  # noqa: ASYNC110 - uvicorn exposes a flag, not an event

@@ -79,12 +79,12 @@ def render(outcome: Outcome) -> Rendered:
             message = "This reset is already being completed. Try again in a moment."
             return Rendered(_error(409, "ticket_busy", message))
         case PasswordRejected(message=message, rule=rule, requirements=requirements):
+            extra: dict[str, Any] = {"rule": rule}
+            if outcome.seen is not None:
+                extra["seen"] = outcome.seen
             if requirements:
-                listed = list(requirements)
-                return Rendered(
-                    _error(422, "password_rejected", message, rule=rule, requirements=listed)
-                )
-            return Rendered(_error(422, "password_rejected", message, rule=rule))
+                extra["requirements"] = list(requirements)
+            return Rendered(_error(422, "password_rejected", message, **extra))
         case UpstreamDown(retry_after=retry_after):
             message = "The account service is unavailable; the link still works. Try again shortly."
             return Rendered(

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from hooks import events
 from resetrelay import __version__
+from resetrelay.breaches import SEEN_BANDS
 
 _SUMMARY = ("received", "stored", "duplicates", "ignored", "malformed")
 
@@ -124,6 +125,7 @@ _REQUIREMENT = {
                 "user_info",
                 "history",
                 "strength",
+                "breached",
                 "unknown",
             ]
         },
@@ -141,7 +143,11 @@ _REJECTED = {
     "properties": {
         "error": {"enum": ["unknown_event_type", "password_rejected"]},
         "message": {"type": "string"},
-        "rule": {"enum": ["strength", "history", "dictionary", "user_info", "unknown"]},
+        "rule": {"enum": ["strength", "history", "dictionary", "user_info", "breached", "unknown"]},
+        "seen": {
+            "enum": list(SEEN_BANDS),
+            "description": "breached: how often known breaches hold the password, as a band",
+        },
         "requirements": {
             **_REQUIREMENTS,
             "description": "password_rejected: every requirement the password missed",

@@ -278,6 +278,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         inbox=args.inbox_port,
         smtp=args.smtp_port,
         website=args.website_port,
+        pwned=args.pwned_port,
     )
     try:
         anyio.run(run_demo, ports, dict(os.environ))
@@ -688,6 +689,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--inbox-port", type=int, default=8025, help="the web inbox's port (8025)")
     s.add_argument("--smtp-port", type=int, default=1025, help="the mail catcher's port (1025)")
     s.add_argument("--website-port", type=int, default=8080, help="the demo website's (8080)")
+    s.add_argument(
+        "--pwned-port", type=int, default=8002, help="the local breach range API's (8002)"
+    )
     s = _command(
         sub,
         "emulate-auth0",

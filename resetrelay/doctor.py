@@ -10,6 +10,8 @@ for every ✗ the one thing to do about it.
     connection        AUTH0_CONNECTION exists and is a database connection
     SMTP              SMTP_URL reachable (TLS and login as the URL says) and MAIL FROM accepted
     RESET_URL         https (http only on localhost), {ticket} in the path or query, no fragment
+    breach check      PWNED_PASSWORDS_URL answers a range query (for a fixed prefix that
+                      stands for no password), or "disabled" when it is empty
     log stream, Action   set or not, and what that means (information: ✓ either way)
 
 A check whose settings are missing or malformed is not run and shows ✗ ("not
@@ -38,6 +40,7 @@ from sqlalchemy import make_url
 
 from identity.answers import error_fields
 from mail.smtp import SmtpTarget, parse_smtp_url, smtp_client
+from resetrelay.breaches import BreachCorpus, RangeError
 from resetrelay.logs import mask_url
 from resetrelay.settings import (
     REVOCATION_MODES,
@@ -640,6 +643,40 @@ def _smtp_trouble(exc: BaseException) -> str:
     return f"{type(exc).__name__}{_said(exc)}"
 
 
+# -- the breach check ----------------------------------------------------------------------
+
+
+async def check_breaches(
+    settings: Settings, step_seconds: float, transport: httpx.AsyncBaseTransport | None = None
+) -> Row:
+    """The range API answers a well-formed range for prefix 00000 (no password's hash
+    leaves: the prefix is fixed), within PWNED_PASSWORDS_TIMEOUT_SECONDS."""
+    name = "breach check"
+    url = settings.pwned_passwords_url
+    if not url:
+        return _ok(name, "disabled (PWNED_PASSWORDS_URL is empty): new passwords are not "
+                   "looked up in known breaches", info=True)  # fmt: skip
+    timeout = min(settings.pwned_passwords_timeout_seconds, step_seconds)
+    corpus = BreachCorpus(url, timeout=timeout, transport=transport)
+    try:
+        rows = await corpus.probe()
+    except RangeError as exc:
+        consequence = (
+            "confirms answer 503 until it answers (PWNED_PASSWORDS_ON_ERROR=reject)"
+            if settings.pwned_passwords_on_error == "reject"
+            else "passwords are set unchecked until it answers (PWNED_PASSWORDS_ON_ERROR=allow)"
+        )
+        return _fail(
+            name,
+            f"{mask_url(url)} gave no usable range answer ({exc.reason}): {consequence}",
+            "let this host reach PWNED_PASSWORDS_URL, point it at a working range API, "
+            "or set it empty to disable the check",
+        )
+    finally:
+        await corpus.aclose()
+    return _ok(name, f"{mask_url(url)} answers range queries ({rows} rows for one prefix)")
+
+
 # -- RESET_URL and the optional routes ------------------------------------------------------
 
 
@@ -733,7 +770,18 @@ async def run_checks(
             return [_skipped("RESET_URL", ["RESET_URL"])]
         return [check_reset_url(text)]
 
-    steps: list[Callable[[], Awaitable[list[Row]]]] = [database, auth0, smtp, reset_url]
+    async def breaches() -> list[Row]:
+        if "PWNED_PASSWORDS_URL" in bad or "PWNED_PASSWORDS_TIMEOUT_SECONDS" in bad:
+            return [_skipped("breach check", ["PWNED_PASSWORDS_URL"])]
+        return [await check_breaches(settings, step_seconds)]
+
+    steps: list[Callable[[], Awaitable[list[Row]]]] = [
+        database,
+        auth0,
+        smtp,
+        reset_url,
+        breaches,
+    ]
     results: list[list[Row]] = [[] for _ in steps]
 
     async def run(index: int) -> None:

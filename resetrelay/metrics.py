@@ -109,6 +109,14 @@ class Metrics:
             " reached its recipient twice, with one Message-ID",
             registry=r,
         )
+        self.breach_checks = Counter(
+            "resetrelay_breach_checks",
+            "New passwords looked up in known breaches (PWNED_PASSWORDS_URL) by outcome:"
+            " clean, breached, or error (no usable answer; PWNED_PASSWORDS_ON_ERROR decided)"
+            " with the error's reason (unreachable, timeout, status, garbage, oversized)",
+            ["outcome", "reason"],
+            registry=r,
+        )
         self.retention_deleted = Counter(
             "resetrelay_retention_deleted",
             "Finished rows deleted RETENTION_DAYS after they finished, by table",

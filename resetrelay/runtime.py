@@ -3,8 +3,8 @@ courier and the worker once from Settings, in dependency order, and hands them
 to the app and the worker. Nothing is patched after it is built.
 
 Tests pass their own seams: an httpx transport for Auth0 (the emulator through
-`ASGITransport` or real HTTP), a mailer pointed at a loopback SMTP server, a
-frozen clock.
+`ASGITransport` or real HTTP) and for the breach range API, a mailer pointed at a
+loopback SMTP server, a frozen clock.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 from identity.client import Auth0Client
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
+from resetrelay.breaches import BreachCorpus
 from resetrelay.budget import BudgetTransport
 from resetrelay.courier import Courier
 from resetrelay.housekeeping import Housekeeping
@@ -66,6 +67,7 @@ class Runtime:
     mailer: SmtpMailer
     renderer: MailRenderer
     http: httpx.AsyncClient
+    breaches: BreachCorpus | None
     requests: Requests
     confirms: Confirms
     replays: Replays
@@ -84,6 +86,7 @@ class Runtime:
         auth0_transport: httpx.AsyncBaseTransport | None = None,
         mailer: SmtpMailer | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        breach_transport: httpx.AsyncBaseTransport | None = None,
         now: Callable[[], datetime] = utc_now,
         db: Database | None = None,
         worker_poll_interval: float = 1.0,
@@ -127,9 +130,20 @@ class Runtime:
         http = httpx.AsyncClient(
             transport=http_transport, timeout=httpx.Timeout(10.0), follow_redirects=False
         )
+        breaches = (
+            BreachCorpus(
+                settings.pwned_passwords_url,
+                timeout=settings.pwned_passwords_timeout_seconds,
+                transport=breach_transport,
+            )
+            if settings.pwned_passwords_url
+            else None
+        )
         doorbell = Doorbell()
         requests = Requests(settings, db, codec, auth0, metrics, now, doorbell.ring)
-        confirms = Confirms(settings, db, tickets, live_auth0, metrics, now, doorbell.ring)
+        confirms = Confirms(
+            settings, db, tickets, live_auth0, metrics, now, doorbell.ring, breaches=breaches
+        )
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
         courier = Courier(settings, db, mailer, renderer, http, metrics, now, tickets.link)
         bulk_resets = BulkResets(settings, db, codec, bulk_auth0, metrics, now)
@@ -159,6 +173,7 @@ class Runtime:
             mailer=mailer,
             renderer=renderer,
             http=http,
+            breaches=breaches,
             requests=requests,
             confirms=confirms,
             replays=Replays(db, now),
@@ -180,4 +195,6 @@ class Runtime:
         await self.bulk_auth0.aclose()
         await self.mailer.aclose()
         await self.http.aclose()
+        if self.breaches is not None:
+            await self.breaches.aclose()
         await self.db.dispose()

@@ -119,6 +119,27 @@ def normalise_database_url(url: str) -> str:
     raise SettingsError(f"DATABASE_URL scheme {scheme!r} is not supported (sqlite or postgres)")
 
 
+PWNED_PASSWORDS_DEFAULT: Final = "https://api.pwnedpasswords.com"
+BREACH_ERROR_MODES: Final = ("allow", "reject")
+
+
+def _range_api(name: str, text: str) -> str:
+    """PWNED_PASSWORDS_URL: an http(s) URL, or "" (or `off`) for no breach check."""
+    if text.strip().lower() in ("", "off"):
+        return ""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(f"{name} must be an http(s) URL without query, or empty to disable")
+    return text.strip().rstrip("/")
+
+
+def _breach_error_mode(name: str, text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in BREACH_ERROR_MODES:
+        raise SettingsError(f"{name} must be allow or reject, not {text!r}")
+    return mode
+
+
 REVOCATION_MODES: Final = ("auto", "revoke_access", "device_credentials", "off")
 
 
@@ -394,6 +415,25 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         "its process); unset, it serves none.",
         example="9100",
     ),
+    _v(
+        "PWNED_PASSWORDS_URL",
+        "A Pwned Passwords-compatible range API: every new password is looked up in known "
+        "breaches before it is set; only the first 5 hex digits of its SHA-1 are sent. "
+        "Empty (or `off`) disables the check.",
+        default=PWNED_PASSWORDS_DEFAULT,
+        example="https://pwned.internal.example",
+    ),
+    _v(
+        "PWNED_PASSWORDS_ON_ERROR",
+        "When the range API cannot be reached, times out or answers garbage: `allow` sets "
+        "the password unchecked, `reject` answers 503 (the link still works).",
+        default="allow",
+    ),
+    _v(
+        "PWNED_PASSWORDS_TIMEOUT_SECONDS",
+        "The whole range query's deadline (one attempt: a person is waiting).",
+        default="2",
+    ),
     _v("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.", default="INFO"),
     _v(
         "DEV_MODE",
@@ -448,6 +488,11 @@ class Settings:
     auto_migrate: bool = True
     metrics_token: Secret = field(default_factory=lambda: Secret(""))
     metrics_port: int = 0
+    # The field's default is no check: only `from_env` (the environment) turns the public
+    # API on, so a Settings built any other way never reaches the internet.
+    pwned_passwords_url: str = ""
+    pwned_passwords_on_error: str = "allow"  # one of BREACH_ERROR_MODES
+    pwned_passwords_timeout_seconds: float = 2.0
     log_level: str = "INFO"
     dev_mode: bool = False
 
@@ -600,9 +645,31 @@ class Settings:
             ),
             metrics_token=Secret(get("METRICS_TOKEN")),
             metrics_port=whole("METRICS_PORT", get("METRICS_PORT", "0"), 0),
+            # Unset means the default API; set but empty means disabled (so `get`, which
+            # maps empty to the default, is not used here).
+            pwned_passwords_url=parse(
+                "PWNED_PASSWORDS_URL",
+                env.get("PWNED_PASSWORDS_URL", PWNED_PASSWORDS_DEFAULT),
+                _range_api,
+                "",
+            ),
+            pwned_passwords_on_error=parse(
+                "PWNED_PASSWORDS_ON_ERROR",
+                get("PWNED_PASSWORDS_ON_ERROR", "allow"),
+                _breach_error_mode,
+                "allow",
+            ),
+            pwned_passwords_timeout_seconds=parse(
+                "PWNED_PASSWORDS_TIMEOUT_SECONDS",
+                get("PWNED_PASSWORDS_TIMEOUT_SECONDS", "2"),
+                lambda n, t: _float(n, t, minimum=0.1),
+                2.0,
+            ),
             log_level=log_level if log_level in _LEVELS else "INFO",
             dev_mode=flag("DEV_MODE", "false"),
         )
+        if settings.pwned_passwords_timeout_seconds > 30:
+            problems.append("PWNED_PASSWORDS_TIMEOUT_SECONDS must be at most 30 (a person waits)")
         if settings.auth0_live_reserve > 90:
             problems.append("AUTH0_LIVE_RESERVE must be a percent from 0 to 90")
         if problems:

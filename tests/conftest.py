@@ -129,6 +129,9 @@ def make_env(**overrides: str) -> dict[str, str]:
         "AUTH0_CLIENT_SECRET": "emulator-secret",
         "INLINE_WORKER": "false",
         "AUTO_MIGRATE": "false",
+        # No breach check unless a test points it at a local range API: the default is the
+        # public API, and tests never reach the internet.
+        "PWNED_PASSWORDS_URL": "",
     }
     env.update(overrides)
     return env

@@ -137,6 +137,8 @@ def platform_env(database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         # Keep every Auth0 call on loopback (none is expected before a job exists).
         "AUTH0_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        # The breach check off: a test never reaches the public range API.
+        "PWNED_PASSWORDS_URL": "",
     }
     for name, spec in app_json()["env"].items():
         if isinstance(spec, str):

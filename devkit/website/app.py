@@ -173,6 +173,7 @@ RULE_HINTS: Final = {
     "history": "You have used this password recently. Choose one you haven't used before.",
     "dictionary": "That password is too common. Choose something less predictable.",
     "user_info": "Don't use your name or email address in your password.",
+    "breached": "Attackers try passwords from known breaches first. Choose one of your own.",
     "unknown": "",
 }
 
@@ -352,7 +353,8 @@ class Website:
         if answer.status == 200 and answer.body.get("status") == "completed":
             return self.forget_ticket(request, self.page(request, "reset_done.html"))
         if answer.status == 422 and answer.error == "password_rejected":
-            # Auth0's policy said no; the ticket is still good, so the form comes back.
+            # The policy (or a known breach) said no; the ticket is still good, so the form
+            # comes back.
             rule = str(answer.body.get("rule", "unknown"))
             return await self.reset_form(
                 request, ticket, 422,

@@ -3,7 +3,8 @@
 verify   reads the ticket; never consumes it, so mail scanners that follow
          links do not burn it; lists the tenant's password requirements
 confirm  checks the new password against the tenant's policy here first
-         (`reset.policy`: Auth0's PATCH may not), then claims the ticket (a
+         (`reset.policy`: Auth0's PATCH may not), then against known breaches
+         (`resetrelay.breaches`, when PWNED_PASSWORDS_URL is set), then claims the ticket (a
          conditional UPDATE: a second concurrent confirm sees TicketBusy), reads
          the user at Auth0 (the address must still be the one the link was
          mailed to), sets the password with the
@@ -50,6 +51,7 @@ from identity.errors import (
     PasswordRejected as Auth0PasswordRejected,
 )
 from resetrelay import courier, funnel
+from resetrelay.breaches import BreachCorpus, RangeError, band
 from resetrelay.jobs.kinds import Kind, Registry, enqueue
 from resetrelay.jobs.run import JobRun, Retry
 from resetrelay.logs import mask_email
@@ -79,6 +81,8 @@ log = logging.getLogger("resetrelay.confirm")
 
 CLAIM_LEASE = timedelta(seconds=60)
 MAX_PASSWORD_ATTEMPTS = 10
+# Retry-After of the 503 when the range API is down and PWNED_PASSWORDS_ON_ERROR=reject.
+BREACH_CHECK_RETRY_AFTER: Final = 30.0
 # The `app_metadata` key our password PATCH writes the claim's id to. Auth0 merges
 # app_metadata on its first level, so other keys stay; the value is a random id.
 CLAIM_MARKER: Final = "resetrelay_claim"
@@ -228,6 +232,7 @@ class Confirms:
     wake_worker: Callable[[], None] = lambda: None
     policies: Policies | None = None  # default: read through `auth0`, cached briefly
     wording: Wording | None = None  # default: the catalogs, falling back to DEFAULT_LOCALE
+    breaches: BreachCorpus | None = None  # None: no breach check (PWNED_PASSWORDS_URL empty)
     tenant: TenantFindings = field(init=False)
     _policy: Policies = field(init=False, repr=False)
     _wording: Wording = field(init=False, repr=False)
@@ -289,6 +294,40 @@ class Confirms:
             self._wording.summary(row.locale), rule, self._described(missed, row.locale)
         )
 
+    async def _breached(
+        self, row: TicketRow, password: str
+    ) -> PasswordRejected | UpstreamDown | None:
+        """The 422 for a password known breaches hold, or the 503 when the range API gave
+        no usable answer and PWNED_PASSWORDS_ON_ERROR is `reject`; None to go on. Only the
+        hash's 5-digit prefix leaves (`resetrelay.breaches`); the logs get neither the
+        password nor its hash, only the outcome."""
+        if self.breaches is None:
+            return None
+        try:
+            count = await self.breaches.count(password)
+        except RangeError as exc:
+            self.metrics.breach_checks.labels("error", exc.reason).inc()
+            mode = self.settings.pwned_passwords_on_error
+            log.warning(
+                "breach check: the range API gave no usable answer",
+                extra={"fields": {"reason": exc.reason, "on_error": mode}},
+            )
+            # `allow`: an outage of a third party must not lock people out of their
+            # accounts; `reject`: no password is set unchecked (the link still works).
+            return UpstreamDown(BREACH_CHECK_RETRY_AFTER) if mode == "reject" else None
+        if not count:
+            self.metrics.breach_checks.labels("clean", "").inc()
+            return None
+        seen = band(count)
+        self.metrics.breach_checks.labels("breached", "").inc()
+        log.info("new password refused: known breaches hold it", extra={"fields": {"seen": seen}})
+        return PasswordRejected(
+            self._wording.breached(row.locale),
+            "breached",
+            self._described([Requirement("breached")], row.locale),
+            seen=seen,
+        )
+
     def _described(self, requirements: list[Requirement], locale: str) -> Requirements:
         return tuple(self._wording.describe(r, locale) for r in requirements)
 
@@ -337,6 +376,12 @@ class Confirms:
         refused = await self._refused_here(row, password)
         if refused is not None:
             return refused
+        # -- known breaches (resetrelay.breaches), still before the claim ----------------
+        # A breached refusal spends no attempt either: it asks Auth0 nothing, and what it
+        # tells (this password is in public breach corpora) anyone can look up.
+        breached = await self._breached(row, password)
+        if breached is not None:
+            return breached
         # -------------------------------------------------------------------------------
         claim, current = await self.claim(row, now)
         if claim is None:

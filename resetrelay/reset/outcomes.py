@@ -8,8 +8,9 @@
      ├── Completed                        confirm: the password is set
      ├── TicketInvalid(reason)            confirm: the link does not work
      ├── TicketBusy                       confirm: another confirm holds the ticket
-     ├── PasswordRejected(message, rule, requirements)  confirm: the tenant's policy said
-     │                                    no (checked here, or by Auth0); the link still works
+     ├── PasswordRejected(message, rule, requirements, seen)  confirm: the tenant's policy
+     │                                    said no (checked here, or by Auth0), or known
+     │                                    breaches hold the password; the link still works
      ├── UpstreamDown(retry_after)        confirm: Auth0 did not answer; the link still works
      └── Misconfigured(reason)            confirm: Auth0 refused for a fault of the setup (a
                                           missing scope, a disabled connection): the
@@ -85,8 +86,9 @@ class TicketBusy:
 @dataclass(frozen=True)
 class PasswordRejected:
     message: str
-    rule: str  # strength | history | dictionary | user_info | unknown
+    rule: str  # strength | history | dictionary | user_info | breached | unknown
     requirements: Requirements = ()  # the requirements the password missed
+    seen: str | None = None  # breached: the band of its breach count (resetrelay.breaches)
     final: ClassVar[bool] = True
 
 

@@ -11,9 +11,11 @@ from typing import Any, Final
 from mail.catalog import Catalogs
 from resetrelay.reset.policy import Requirement
 
-__all__ = ["SENTENCES", "SUMMARY", "Wording"]
+__all__ = ["BREACHED", "SENTENCES", "SUMMARY", "Wording"]
 
 SUMMARY: Final = "This password does not meet the password requirements."
+# The message of a breached refusal (resetrelay.breaches): it says what to do, too.
+BREACHED: Final = "This password has appeared in a known data breach. Choose a different one."
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Wording:
         gettext = self.catalogs.translations(self.catalogs.resolve(locale)).gettext
         return gettext(SUMMARY)
 
+    def breached(self, locale: str | None) -> str:
+        gettext = self.catalogs.translations(self.catalogs.resolve(locale)).gettext
+        return gettext(BREACHED)
+
 
 SENTENCES: Final = {
     "min_length": "At least %(min)d characters",
@@ -64,5 +70,6 @@ SENTENCES: Final = {
     "history": "Not one of your last %(size)d passwords",
     "history_any": "Not a password you have used before",
     "strength": "The account service found this password too weak",
+    "breached": "Not a password found in known data breaches",
     "unknown": "The account service did not accept this password",
 }

@@ -174,6 +174,14 @@ def test_the_password_requirements_are_documented(doc: dict[str, Any]) -> None:
     requirement = rejected["requirements"]["items"]
     # Every rule the policy can name (the sentence for an unsized history refusal aside).
     assert set(requirement["properties"]["rule"]["enum"]) == set(SENTENCES) - {"history_any"}
-    assert rejected["rule"]["enum"] == ["strength", "history", "dictionary", "user_info", "unknown"]
+    assert rejected["rule"]["enum"] == [
+        "strength",
+        "history",
+        "dictionary",
+        "user_info",
+        "breached",
+        "unknown",
+    ]
+    assert rejected["seen"]["enum"] == ["1-9", "10-99", "100-999", "1000+"]
     verified = responses["200"]["content"]["application/json"]["schema"]["oneOf"][0]
     assert verified["properties"]["policy"]["properties"]["requirements"]["items"] == requirement

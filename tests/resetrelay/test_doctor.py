@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from devkit.emulator import create_emulator
 from devkit.emulator.connections import DEFAULT_SCOPES, directory
+from devkit.pwned import create_range_api
 from resetrelay.doctor import CALLS, Report, check_reset_url, granted_scopes, run_checks
 from resetrelay.settings import normalise_database_url
 from storage import auth0_findings
@@ -98,7 +99,7 @@ def test_all_good_exits_0_with_a_tick_on_every_row(deployment: Deployment) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     table = lines[:-1]
-    assert len(table) == 12
+    assert len(table) == 13
     assert all(line.startswith("✓ ") for line in table), result.stdout
     assert lines[-1] == "resetrelay: every check holds"
     names = ("settings", "database schema", "Auth0 scopes", "Auth0 answers", "connection")
@@ -106,6 +107,7 @@ def test_all_good_exits_0_with_a_tick_on_every_row(deployment: Deployment) -> No
         assert any(line.startswith(f"✓ {name} ") for line in table)
     assert "AUTH0_LOG_STREAM_TOKEN set" in result.stdout
     assert "AUTH0_ACTION_SECRET not set (route answers 404)" in result.stdout
+    assert any(line.startswith("✓ breach check ") and "disabled" in line for line in table)
     for secret in [*secrets_of(env), "stream-token-1234"]:
         assert secret not in result.stdout
     assert deployment.relay.handler.received == []  # nothing was sent
@@ -590,3 +592,35 @@ def test_emulator_grant_narrows_later_tokens(deployment: Deployment) -> None:
         assert {c["name"] for c in http.get("/api/v2/connections", headers=before).json()} >= {
             "Staff"
         }
+
+
+# -- the breach check ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_breach_range_api_answers(deployment: Deployment) -> None:
+    range_api = create_range_api()
+    with serve_in_thread(range_api) as url:
+        report = await run_checks(deployment.env(PWNED_PASSWORDS_URL=url))
+    row = rows(report)["breach check"]
+    assert row.ok and not row.info and "answers range queries" in row.detail
+    # The probe's prefix is fixed: it stands for no password.
+    assert range_api.state.requests == [
+        {"path": "/range/00000", "prefix": "00000", "padding": True}
+    ]
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_breach_range_api_is_a_cross(deployment: Deployment) -> None:
+    closed = f"http://{HOST}:{free_port()}"
+    for mode, consequence in (("allow", "set unchecked"), ("reject", "answer 503")):
+        env = deployment.env(PWNED_PASSWORDS_URL=closed, PWNED_PASSWORDS_ON_ERROR=mode)
+        row = rows(await run_checks(env))["breach check"]
+        assert row.status == "fail" and "(unreachable)" in row.detail
+        assert consequence in row.detail and "PWNED_PASSWORDS_URL" in row.fix
+
+
+@pytest.mark.anyio
+async def test_a_malformed_breach_url_is_not_checked(deployment: Deployment) -> None:
+    report = await run_checks(deployment.env(PWNED_PASSWORDS_URL="ftp://nowhere"))
+    assert rows(report)["breach check"].status == "skipped"

@@ -73,6 +73,12 @@ def test_demo_relaxes_what_the_demo_provides() -> None:
         ("BRAND_COLOR", "red;background:url(x)", "hex colour"),
         ("DATABASE_URL", "mysql://x/y", "not supported"),
         ("SMTP_URL", "http://mail", "smtp://"),
+        ("PWNED_PASSWORDS_URL", "ftp://pwned.example", "http(s) URL"),
+        ("PWNED_PASSWORDS_URL", "https://pwned.example/?k=v", "without query"),
+        ("PWNED_PASSWORDS_ON_ERROR", "maybe", "allow or reject"),
+        ("PWNED_PASSWORDS_TIMEOUT_SECONDS", "soon", "a number"),
+        ("PWNED_PASSWORDS_TIMEOUT_SECONDS", "0", "at least 0.1"),
+        ("PWNED_PASSWORDS_TIMEOUT_SECONDS", "60", "at most 30"),
     ],
 )
 def test_malformed_values_are_named(name: str, value: str, match: str) -> None:
@@ -95,6 +101,26 @@ def test_malformed_values_are_named(name: str, value: str, match: str) -> None:
 )
 def test_revoke_sessions_modes(value: str, mode: str) -> None:
     assert Settings.from_env(make_env(REVOKE_SESSIONS=value)).revoke_sessions == mode
+
+
+def test_the_breach_check_defaults_to_the_public_api_and_empty_disables_it() -> None:
+    unset = {k: v for k, v in make_env().items() if k != "PWNED_PASSWORDS_URL"}
+    defaults = Settings.from_env(unset)
+    assert defaults.pwned_passwords_url == "https://api.pwnedpasswords.com"
+    assert defaults.pwned_passwords_on_error == "allow"
+    assert defaults.pwned_passwords_timeout_seconds == 2.0
+    for off in ("", "  ", "off", "OFF"):
+        assert Settings.from_env(make_env(PWNED_PASSWORDS_URL=off)).pwned_passwords_url == ""
+    own = Settings.from_env(
+        make_env(
+            PWNED_PASSWORDS_URL="https://pwned.internal.example/api/",
+            PWNED_PASSWORDS_ON_ERROR="Reject",
+            PWNED_PASSWORDS_TIMEOUT_SECONDS="0.5",
+        )
+    )
+    assert own.pwned_passwords_url == "https://pwned.internal.example/api"
+    assert own.pwned_passwords_on_error == "reject"
+    assert own.pwned_passwords_timeout_seconds == 0.5
 
 
 def test_rotation_reads_every_secret() -> None:

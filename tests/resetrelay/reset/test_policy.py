@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 
 from mail.catalog import LOCALES_DIR
 from resetrelay.reset.policy import MAX_BYTES, Policies, Policy
-from resetrelay.reset.wording import SENTENCES, SUMMARY, Wording
+from resetrelay.reset.wording import BREACHED, SENTENCES, SUMMARY, Wording
 
 pytestmark = pytest.mark.anyio
 
@@ -200,7 +200,7 @@ def test_every_sentence_is_translated(locale: str) -> None:
     path = LOCALES_DIR / locale / "LC_MESSAGES" / "requirements.po"
     with path.open("rb") as handle:
         catalog = read_po(handle, locale=locale)
-    wanted = {*SENTENCES.values(), SUMMARY}
+    wanted = {*SENTENCES.values(), SUMMARY, BREACHED}
     translated = {str(m.id): str(m.string) for m in catalog if m.id}
     assert wanted <= set(translated)
     for msgid in wanted:
