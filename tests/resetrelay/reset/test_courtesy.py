@@ -203,12 +203,13 @@ async def metric(stack: Stack, name: str, **labels: str) -> float:
     return total
 
 
-async def outbox(stack: Stack) -> list[tuple[str, str, str, Any]]:
+async def outbox(stack: Stack) -> list[tuple[str, str, str, str | None]]:
+    """Every outbox row: recipient, template, state, ticket id."""
     async with stack.runtime.db.read() as conn:
         rows = await conn.execute(
             text("SELECT recipient, template, status, ticket_id FROM mail_messages")
         )
-        return sorted(tuple(row) for row in rows)  # type: ignore[misc]
+        return sorted((r.recipient, r.template, r.status, r.ticket_id) for r in rows)
 
 
 @pytest.mark.parametrize("mode", ["none", "social", "all"])
