@@ -21,6 +21,9 @@ class Auth0User:
     locale: str | None
     last_password_reset: datetime | None
     app_metadata: dict[str, Any] = field(default_factory=dict)  # first level, as Auth0 shows it
+    # Every identity's `provider`, in Auth0's order, each once: "auth0" for a database
+    # identity (any connection), "google-oauth2", "apple", "samlp", "email"...
+    providers: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any], connection: str) -> Auth0User:
@@ -42,7 +45,24 @@ class Auth0User:
             locale=_locale(data),
             last_password_reset=_parse_time(data.get("last_password_reset")),
             app_metadata=dict(app) if isinstance(app := data.get("app_metadata"), dict) else {},
+            providers=_providers(data),
         )
+
+    @property
+    def has_password(self) -> bool:
+        """Whether any identity is a database one (ours or another connection's): an
+        account with a password somewhere, never a social-only one."""
+        return "auth0" in self.providers
+
+
+def _providers(data: dict[str, Any]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for identity in data.get("identities") or []:
+        provider = identity.get("provider") if isinstance(identity, dict) else None
+        # A provider is a short name; anything else is not one, and is left out.
+        if isinstance(provider, str) and 0 < len(provider) <= 64:
+            found.setdefault(provider)
+    return tuple(found)
 
 
 def _locale(data: dict[str, Any]) -> str | None:

@@ -23,6 +23,7 @@ from typing import Any, cast
 import css_inline
 import jinja2
 from babel.dates import format_datetime
+from babel.lists import format_list
 from babel.units import format_unit
 
 from mail.catalog import Catalogs, to_bcp47
@@ -67,9 +68,12 @@ class Brand:
 
 
 class MailRenderer:
-    """Renders the four mails of the reset flow for one brand, in every catalog language."""
+    """Renders the mails of the reset flow for one brand, in every catalog language: the
+    four about a password, and the two courtesy mails (resetrelay.reset.courtesy)."""
 
-    TEMPLATES = ("reset", "changed", "breached", "blocked")
+    TEMPLATES = ("reset", "changed", "breached", "blocked", "social", "unknown")
+    # Context keys whose value becomes a link: each must be an http(s) URL.
+    _LINKS = ("link", "signin_url")
 
     def __init__(
         self, brand: Brand, *, default_locale: str = "en", templates_dir: str | None = None
@@ -100,12 +104,14 @@ class MailRenderer:
     ) -> RenderedMail:
         if template not in self.TEMPLATES:
             raise RenderError(f"unknown mail template {template!r}")
-        link = context.get("link")
-        # Never echo the link itself: it carries a live ticket.
-        if link is not None and not (
-            isinstance(link, str) and link.startswith(("https://", "http://"))
-        ):
-            raise RenderError(f"the link of mail {template!r} is not an http(s) URL")
+        for key in self._LINKS:
+            link = context.get(key)
+            # Never echo the link itself: a reset link carries a live ticket. An empty
+            # sign-in URL means "no link" (the templates leave it out).
+            if link not in (None, "") and not (
+                isinstance(link, str) and link.startswith(("https://", "http://"))
+            ):
+                raise RenderError(f"the {key} of mail {template!r} is not an http(s) URL")
         used = self.resolve_locale(locale)
         env = self._environment(used)
         variables: dict[str, Any] = {
@@ -144,6 +150,7 @@ class MailRenderer:
             )
             env.filters["duration"] = partial(_duration, locale=locale)
             env.filters["datetime"] = partial(_moment, locale=locale)
+            env.filters["either"] = partial(_either, locale=locale)
             self._environments[locale] = env
         return env
 
@@ -180,6 +187,13 @@ def _moment(value: object, *, locale: str) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return str(format_datetime(value, "long", tzinfo=UTC, locale=locale))
+
+
+def _either(names: object, *, locale: str) -> str:
+    """`["Google", "Apple"]` → "Google or Apple", in the reader's language."""
+    if isinstance(names, str) or not isinstance(names, list | tuple) or not names:
+        raise RenderError("providers must be a non-empty list of names")
+    return str(format_list([str(n) for n in names], style="or", locale=locale))
 
 
 def _tidy_text(text: str) -> str:

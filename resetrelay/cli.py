@@ -720,7 +720,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--template",
         default="reset",
-        choices=["reset", "changed", "breached", "blocked"],
+        choices=["reset", "changed", "breached", "blocked", "social", "unknown"],
         help="which mail (reset)",
     )
     s.add_argument("--locale", default=None, help="its language (DEFAULT_LOCALE)")

@@ -18,6 +18,9 @@ Where each step is counted, and why there:
 - found, unknown, social: in the job, with the lookup's outcome (found: in the
   transaction that issues the ticket).
 - mailed: in the courier's transaction that marks a mail with a ticket sent.
+  Courtesy mails (reset.courtesy) carry no ticket and are no step: their
+  request already ended at `social` or `unknown`, and they are counted by
+  kind in `resetrelay_courtesy_mails_total`.
 - opened: the first `verify` of a ticket (`tickets.opened_at`): a link opened
   again, or fetched by a mail scanner first, counts once.
 - completed: in the transaction that settles the ticket as used.

@@ -49,6 +49,14 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.courtesy_mails = Counter(
+            "resetrelay_courtesy_mails",
+            "Courtesy mails (COURTESY_MAILS) by kind (social, unknown) and outcome: queued;"
+            " throttled, the inbox had RATE_LIMIT_PER_EMAIL of them already; undeliverable,"
+            " an address nobody reads (unknown only)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.jobs = Counter(
             "resetrelay_jobs", "Jobs run by kind and outcome", ["kind", "outcome"], registry=r
         )

@@ -154,6 +154,36 @@ def _revocation(name: str, text: str) -> str:
     return mode
 
 
+# Who hears back when a reset request cannot lead to a reset (resetrelay.reset.courtesy).
+COURTESY_MODES: Final = ("none", "social", "all")
+
+
+def _courtesy(name: str, text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in COURTESY_MODES:
+        raise SettingsError(f"{name} must be one of {', '.join(COURTESY_MODES)}, not {text[:40]!r}")
+    return mode
+
+
+def _page_url(name: str, text: str) -> str:
+    """An absolute http(s) URL of a page on the website (SIGNIN_URL): a mail links to it
+    as it is, so nothing relative, nothing with credentials, nothing to fill in."""
+    problem = SettingsError(f"{name} must be an absolute http(s) URL of a page on your website")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise problem from None
+    if (
+        parts.scheme not in ("https", "http")
+        or not host
+        or parts.username is not None
+        or any(c in text for c in '{}<>" ')
+    ):
+        raise problem
+    return text
+
+
 def _bool(name: str, text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -328,6 +358,19 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="en",
     ),
     _v(
+        "COURTESY_MAILS",
+        "Mail an address that asked for a reset it cannot have: `none` (nothing is sent), "
+        "`social` (a social-only account hears which provider it signs in with), `all` (also "
+        "an address with no account hears so). Same 202 either way; counted against "
+        "RATE_LIMIT_PER_EMAIL (docs/website.md).",
+        default="none",
+    ),
+    _v(
+        "SIGNIN_URL",
+        "Your website's sign-in page; the courtesy mails link to it. Unset, they carry no link.",
+        example="https://www.example.com/signin",
+    ),
+    _v(
         "RATE_LIMIT_PER_EMAIL",
         "Reset requests per address (`N/second|minute|hour|day`); over it the answer is "
         "still 202 and no mail goes out.",
@@ -473,6 +516,8 @@ class Settings:
     support_email: str = ""
     mail_templates_dir: str = ""
     default_locale: str = "en"
+    courtesy_mails: str = "none"  # one of COURTESY_MODES
+    signin_url: str = ""
     rate_limit_per_email: RateLimit = RateLimit(3, 3600)
     rate_limit_per_ip: RateLimit = RateLimit(20, 3600)
     requests_ceiling: RateLimit | None = RateLimit(600, 60)
@@ -575,6 +620,7 @@ class Settings:
         if log_level not in _LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(_LEVELS)}")
         port_text = get("PORT")
+        signin_url = get("SIGNIN_URL")
         host = get("HOST") or ("0.0.0.0" if port_text else "127.0.0.1")  # noqa: S104 - platform-assigned PORT means behind a router
         settings = cls(
             database_url=database_url,
@@ -602,6 +648,10 @@ class Settings:
             support_email=get("SUPPORT_EMAIL"),
             mail_templates_dir=get("MAIL_TEMPLATES_DIR"),
             default_locale=get("DEFAULT_LOCALE", "en"),
+            courtesy_mails=parse(
+                "COURTESY_MAILS", get("COURTESY_MAILS", "none"), _courtesy, "none"
+            ),
+            signin_url=parse("SIGNIN_URL", signin_url, _page_url, "") if signin_url else "",
             rate_limit_per_email=parse(
                 "RATE_LIMIT_PER_EMAIL",
                 get("RATE_LIMIT_PER_EMAIL", "3/hour"),

@@ -1,4 +1,5 @@
-"""Write the README's pictures: `.venv/bin/python scripts/screenshots.py`.
+"""Write the README's pictures: `.venv/bin/python scripts/screenshots.py` (add `mails`
+for the mail pictures only, without starting the demo).
 
     docs/mail/<template>.png   each mail in English, as a mail client shows it
     docs/demo/forgot.png       the demo website's forgot form
@@ -110,7 +111,9 @@ def main() -> int:
         except ChromiumMissing as exc:
             print(f"screenshots: {exc}", file=sys.stderr)
             return 1
-        written = mails(browser) + demo(browser)
+        written = mails(browser)
+        if sys.argv[1:] != ["mails"]:
+            written += demo(browser)
         browser.close()
     for path in written:
         print(f"screenshots: wrote {path.relative_to(ROOT)}")

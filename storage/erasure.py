@@ -203,8 +203,8 @@ HOLDERS: tuple[Holder, ...] = (
 
 # Every other table, and why it holds no address and no user id.
 HOLDS_NO_ONE: dict[str, str] = {
-    "rate_counters": "keys are HMACs of an address or a network under SECRET_KEY",
-    "rate_events": "keys are HMACs of an address or a network under SECRET_KEY",
+    "rate_counters": "keys are HMACs of an address, an inbox or a network under SECRET_KEY",
+    "rate_events": "keys are HMACs of an address, an inbox or a network under SECRET_KEY",
     "rate_budgets": "one shared budget per name, about nobody",
     "used_tokens": "the ids (jti) of spent Auth0 Action tokens",
     "operator_actions": "subjects are keyed pseudonyms; kept so an erasure is on record",

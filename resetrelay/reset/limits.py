@@ -7,8 +7,9 @@
                                          Auth0 quota or the relay's reputation
 
 A refused request is answered like any other (the 202 went out before); it
-gets no lookup and no mail. Keys are HMACs under SECRET_KEY, so the tables hold
-no addresses.
+gets no lookup and no mail. Courtesy mails (reset.courtesy) are counted once
+more, per inbox, with the per-address limit (`courtesy_admitted_sync`). Keys
+are HMACs under SECRET_KEY, so the tables hold no addresses.
 
 A network is what one attacker controls cheaply: an IPv4 address (also when
 written IPv4-mapped, `::ffff:a.b.c.d`), or an IPv6 /64 (a host gets a whole
@@ -94,6 +95,20 @@ class RequestLimits:
         ):
             return self._refuse("ip")
         return None
+
+    def courtesy_admitted_sync(self, conn: Connection, mailbox: str, *, now: datetime) -> bool:
+        """Count one courtesy mail (reset.courtesy) to `mailbox`, an inbox rather than an
+        address; False when it already had RATE_LIMIT_PER_EMAIL of them in the window.
+        The limit of reset requests per address, so no inbox hears more of these than
+        one address can of reset mails."""
+        per_email = self._settings.rate_limit_per_email
+        return ratelimits.admit_sync(
+            conn,
+            "courtesy:" + keyed_digest(self._key, mailbox),
+            now=now,
+            limit=per_email.count,
+            window_seconds=per_email.window_seconds,
+        )
 
     def _refuse(self, scope: Scope) -> Scope:
         self._metrics.rate_limited.labels(scope).inc()

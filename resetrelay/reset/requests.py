@@ -37,6 +37,7 @@ from resetrelay.jobs.run import JobRun, Retry
 from resetrelay.keys import derive
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
+from resetrelay.reset.courtesy import CourtesyMails
 from resetrelay.reset.limits import RequestLimits
 from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.tickets import TicketCodec
@@ -168,6 +169,7 @@ class Requests:
         self.tenant = TenantFindings(self.db, self.metrics, self.now)
         rate_key = derive(self.settings.secret_key.reveal(), "rate-limits")
         self._limits = RequestLimits(self.settings, self.metrics, rate_key)
+        self._courtesy = CourtesyMails(self.settings, self.metrics, self._limits)
         self._intake = Intake(self.db, self.now, source=SOURCE, job_kind=REQUESTED)
 
     def register(self, registry: Registry) -> None:
@@ -234,13 +236,24 @@ class Requests:
         await self.tenant.call_worked(LOOKUP_CALL)
         user = next((u for u in users if u.is_database_user), None)
         if user is None:
-            # Unknown or social-only: nothing to send. (Auth0 resets social users at
-            # their provider.) The website's answer was the same 202 either way.
+            # Unknown or social-only: no reset (Auth0 resets social users at their
+            # provider); at most a courtesy mail, as COURTESY_MAILS says. The website's
+            # answer was the same 202 either way.
             log.info("no database user for reset", extra={"fields": {"user": mask_email(email)}})
-            async with self.db.begin() as conn:
-                outcome = "social" if users else "unknown"
-                await funnel.looked_up(conn, self.metrics, outcome, at=self.now(), locale=asked)
-                await run.complete(conn)
+            outcome = "social" if users else "unknown"
+            courtesy = self._courtesy.plan(users, email, request.locale)
+            now = self.now()
+
+            def settle(conn: Connection) -> bool:
+                funnel.looked_up_sync(conn, self.metrics, outcome, at=now, locale=asked)
+                queued = courtesy is not None and self._courtesy.queue_sync(conn, courtesy, now=now)
+                run.complete_sync(conn)
+                return queued
+
+            queued = await self.db.run(settle)
+            run.completed = True
+            if courtesy is not None:
+                self._courtesy.counted(courtesy, queued=queued)
             return
         address = recipient(user.email or email, user.user_id, self.metrics, type="reset")
         if address is None:

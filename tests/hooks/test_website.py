@@ -258,6 +258,21 @@ async def test_preview_renders_in_dev_mode(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/preview/mail/nope"), 404, "not_found")
 
 
+@pytest.mark.parametrize(
+    ("template", "params", "expected"),
+    [
+        ("social", {"locale": "de"}, "Sie melden sich bei Acme mit Google an."),
+        ("unknown", {"part": "text"}, "there is no Acme account with this address"),
+    ],
+)
+async def test_preview_knows_the_courtesy_mails(
+    client: httpx.AsyncClient, template: str, params: dict[str, str], expected: str
+) -> None:
+    answer = await client.get(f"/preview/mail/{template}", params=params)
+    assert answer.status_code == 200 and expected in answer.text
+    assert "ticket" not in answer.text  # no reset link, only the sample sign-in page
+
+
 async def test_preview_answers_carry_the_security_headers(client: httpx.AsyncClient) -> None:
     """A preview is a rendered mail with a sample link: tight CSP, no Referer, no
     sniffing, never cached."""

@@ -35,7 +35,9 @@ def test_a_database_user_in_our_connection() -> None:
         is_database_user=True,
         locale=None,
         last_password_reset=None,
+        providers=("google-oauth2", "auth0"),
     )
+    assert found.has_password
 
 
 def test_a_database_identity_elsewhere_is_reported_but_not_ours() -> None:
@@ -54,6 +56,25 @@ def test_no_usable_database_identity(identities: Any) -> None:
     found = Auth0User.from_json(user(identities=identities), OURS)
     assert found.connection is None
     assert not found.is_database_user
+
+
+@pytest.mark.parametrize(
+    ("identities", "providers", "has_password"),
+    [
+        ([{"provider": "google-oauth2", "isSocial": True}], ("google-oauth2",), False),
+        ([{"provider": "apple"}, {"provider": "github"}, {"provider": "apple"}],
+         ("apple", "github"), False),
+        ([{"provider": "github"}, db("Staff-Database")], ("github", "auth0"), True),
+        ([{"provider": 7}, {"provider": ""}, {"provider": "x" * 65}, "junk", None], (), False),
+        (None, (), False),
+        ("nonsense", (), False),
+    ],
+)  # fmt: skip
+def test_providers_each_once_in_auth0s_order(
+    identities: Any, providers: tuple[str, ...], has_password: bool
+) -> None:
+    found = Auth0User.from_json(user(identities=identities), OURS)
+    assert (found.providers, found.has_password) == (providers, has_password)
 
 
 @pytest.mark.parametrize("verified", ["true", 1, None])

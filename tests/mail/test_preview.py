@@ -9,7 +9,7 @@ from pathlib import Path
 import html5lib
 import pytest
 
-from mail.preview import SAMPLE_LINK, sample_context, write_previews
+from mail.preview import SAMPLE_LINK, SAMPLE_SIGNIN_URL, sample_context, write_previews
 from mail.render import MailRenderer
 
 
@@ -19,6 +19,10 @@ def test_sample_context_renders_every_template(renderer: MailRenderer, template:
     mail = renderer.render(template, "en", context)
     if template == "changed":
         assert "link" not in context
+    elif template in ("social", "unknown"):  # courtesy mails: a sign-in link, never a ticket
+        assert "link" not in context and "ticket" not in mail.text + mail.html
+        assert context["signin_url"] == SAMPLE_SIGNIN_URL
+        assert SAMPLE_SIGNIN_URL in mail.text.splitlines()
     else:
         assert context["link"] == SAMPLE_LINK
         assert SAMPLE_LINK in mail.text.splitlines()

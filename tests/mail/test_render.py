@@ -58,6 +58,11 @@ def test_every_template_renders_valid_html_and_text(
     if template == "changed":
         assert "https://" not in mail.text  # no reset link in "your password was changed"
         assert "rr-button" not in mail.html
+    elif template in ("social", "unknown"):  # courtesy mails: only the sign-in link
+        signin = sample_context(template)["signin_url"]
+        assert [line for line in mail.text.splitlines() if "https://" in line] == [signin]
+        hrefs, _ = links_and_images(mail.html)
+        assert [h for h in hrefs if not h.startswith("mailto:")] == [signin, signin]
     else:
         link = sample_context(template)["link"]
         assert link in mail.text.splitlines()

@@ -79,6 +79,12 @@ def test_demo_relaxes_what_the_demo_provides() -> None:
         ("PWNED_PASSWORDS_TIMEOUT_SECONDS", "soon", "a number"),
         ("PWNED_PASSWORDS_TIMEOUT_SECONDS", "0", "at least 0.1"),
         ("PWNED_PASSWORDS_TIMEOUT_SECONDS", "60", "at most 30"),
+        ("COURTESY_MAILS", "everyone", "none, social, all"),
+        ("SIGNIN_URL", "/signin", "absolute http(s) URL"),
+        ("SIGNIN_URL", "javascript:alert(1)", "absolute http(s) URL"),
+        ("SIGNIN_URL", "https://user:pw@www.example.com/signin", "absolute http(s) URL"),
+        ("SIGNIN_URL", "https://[::1/signin", "absolute http(s) URL"),
+        ("SIGNIN_URL", 'https://www.example.com/"><script>', "absolute http(s) URL"),
     ],
 )
 def test_malformed_values_are_named(name: str, value: str, match: str) -> None:
@@ -121,6 +127,20 @@ def test_the_breach_check_defaults_to_the_public_api_and_empty_disables_it() -> 
     assert own.pwned_passwords_url == "https://pwned.internal.example/api"
     assert own.pwned_passwords_on_error == "reject"
     assert own.pwned_passwords_timeout_seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [("", "none"), ("none", "none"), ("Social", "social"), (" all ", "all")]
+)
+def test_courtesy_mail_modes(value: str, mode: str) -> None:
+    settings = Settings.from_env(make_env(COURTESY_MAILS=value))
+    assert settings.courtesy_mails == mode
+    assert settings.signin_url == ""  # unset: the courtesy mails carry no link
+
+
+def test_the_signin_url_is_kept_as_written() -> None:
+    url = "https://www.example.com/signin?from=mail"
+    assert Settings.from_env(make_env(SIGNIN_URL=url)).signin_url == url
 
 
 def test_rotation_reads_every_secret() -> None:
