@@ -84,10 +84,16 @@ class Tickets:
         if not self.codec.well_formed(value):
             return None
         # 2. Lookup by hash: the database never holds the value itself.
+        digest = self.codec.lookup_hash(value)
         async with self._db.read() as conn:
-            row = await tickets.by_hash(conn, self.codec.lookup_hash(value))
+            row = await tickets.by_hash(conn, digest)
+        if row is None:
+            return None
+        # The link's ticket is made from the row's id; one minted when the mail's code
+        # was redeemed (reset.codes), from its own id, kept beside it.
+        made_from = row.id if row.lookup_hash == digest else row.redeem_id
         # 3. Constant time: only our key could have made this value for this id.
-        if row is None or not self.codec.matches(row.id, value):
+        if made_from is None or not self.codec.matches(made_from, value):
             return None
         return row
 
