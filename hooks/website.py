@@ -130,13 +130,13 @@ async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object
     kept = sealed(outcome) if isinstance(outcome, CodeRedeemed) else rendered.answer
     earlier = await runtime.replays.keep(event_id, event_type, kept)
     if earlier is not None:  # a concurrent delivery of the same id answered first
-        return Rendered(unsealed(earlier, runtime.codec.value_for), REPLAYED)
+        return Rendered(unsealed(earlier, runtime.codec.redeemed_value), REPLAYED)
     return rendered
 
 
 def _replayed(runtime: Runtime, seen: Replay) -> Rendered:
     if isinstance(seen, Answer):
-        return Rendered(unsealed(seen, runtime.codec.value_for), REPLAYED)
+        return Rendered(unsealed(seen, runtime.codec.redeemed_value), REPLAYED)
     if isinstance(seen, Accepted):
         return render(Accepted(replayed=True))  # the 202, marked as a replay
     # The first delivery of this id is still being answered: transient, not kept.

@@ -108,9 +108,8 @@ class Ticket(SQLModel, table=True):
     # the ticket, it is an HMAC of the id under SECRET_KEY.
     code_state: str | None = Field(sa_column=Column(String(16), nullable=True))
     code_attempts: int = Field(sa_column=Column(Integer, nullable=False, default=0))
-    # The second ticket minted when the code was redeemed: its id (the value is an HMAC
-    # of it under SECRET_KEY) and the hash it is looked up by, as for the link's.
-    redeem_id: str | None = Field(sa_column=Column(String(64), nullable=True))
+    # The hash of the second ticket, minted when the code was redeemed (an HMAC of the
+    # id under its own key derived from SECRET_KEY): looked up as the link's hash is.
     redeem_hash: str | None = Field(sa_column=Column(String(64), nullable=True))
 
 

@@ -44,7 +44,6 @@ class TicketRow:
     opened_at: datetime | None = None
     code_state: str | None = None  # None: its mail carries no code
     code_attempts: int = 0
-    redeem_id: str | None = None  # the ticket minted when its code was redeemed
 
     def status(self, now: datetime) -> str:
         """`valid`, or why not: `expired`, `used`, `revoked`."""
@@ -191,7 +190,6 @@ def _row(row: Any) -> TicketRow:
         opened_at=row.opened_at,
         code_state=row.code_state,
         code_attempts=row.code_attempts,
-        redeem_id=row.redeem_id,
     )
 
 
@@ -380,15 +378,13 @@ def coded_sync(conn: Connection, email: str, *, now: datetime) -> list[TicketRow
     return [_row(row) for row in rows]
 
 
-def redeem_code_sync(
-    conn: Connection, ticket_id: str, *, redeem_id: str, redeem_hash: str, now: datetime
-) -> bool:
+def redeem_code_sync(conn: Connection, ticket_id: str, *, redeem_hash: str, now: datetime) -> bool:
     """Spend the ticket's code, minting its second ticket; False if the code is no longer
     open (a concurrent redeem spent it first) or the ticket stopped being usable."""
     result = conn.execute(
         update(_tickets)
         .where(_tickets.c.id == ticket_id, _tickets.c.code_state == CODE_OPEN, _usable(now))
-        .values(code_state=CODE_REDEEMED, redeem_id=redeem_id, redeem_hash=redeem_hash)
+        .values(code_state=CODE_REDEEMED, redeem_hash=redeem_hash)
     )
     return result.rowcount == 1
 

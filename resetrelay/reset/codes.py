@@ -15,9 +15,9 @@ symbols is about 40 bits, so the code is guarded as well:
     once          a redeemed code is spent; a concurrent second redeem gets `unknown`
     with the link a spent, expired or voided ticket's code is worth nothing
 
-A redeem mints a second ticket on the same row (its own id, its hash in
-`redeem_hash`): the website uses it as it would the link's, and a confirm with
-either settles the one row. Every failure answers the same `unknown` after the
+A redeem mints a second ticket on the same row (an HMAC of the id under a key of
+its own, its hash in `redeem_hash`): the website uses it as it would the link's,
+and a confirm with either settles the one row. Every failure answers the same `unknown` after the
 same statements, so the answer says nothing of the address.
 """
 
@@ -114,8 +114,6 @@ class Codes:
         `unknown` (wrong code, no such address, no open ticket, capped: all alike).
         `code` is normalised (`normalise`)."""
         now = self.now()
-        # Minted whether or not it is used: the same work on every path.
-        minted = self.tickets.codec.new()
         enabled = self.settings.mail_codes
 
         def work(conn: Connection) -> tuple[str, str | None]:
@@ -139,7 +137,7 @@ class Codes:
             elif matched is None or not enabled:
                 outcome = "wrong"
             elif tickets.redeem_code_sync(
-                conn, matched.id, redeem_id=minted.id, redeem_hash=minted.lookup_hash, now=now
+                conn, matched.id, redeem_hash=self._redeem_hash(matched.id), now=now
             ):
                 return "redeemed", matched.id
             else:
@@ -155,8 +153,12 @@ class Codes:
         log.info("code redeem", extra={"fields": {"outcome": outcome}})
         if ticket_id is None:
             return TicketClosed("unknown")
-        value = self.tickets.codec.value_for(minted.id)
+        value = self.tickets.codec.redeemed_value(ticket_id)
         opened = await self.confirms.verify(value)
         if not isinstance(opened, TicketOpen):  # closed the instant after: as any miss
             return TicketClosed("unknown")
-        return CodeRedeemed(opened, value, minted.id)
+        return CodeRedeemed(opened, value, ticket_id)
+
+    def _redeem_hash(self, ticket_id: str) -> str:
+        codec = self.tickets.codec
+        return codec.lookup_hash(codec.redeemed_value(ticket_id))

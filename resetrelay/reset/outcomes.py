@@ -71,7 +71,7 @@ class TicketClosed:
 @dataclass(frozen=True)
 class CodeRedeemed:
     """A redeemed code: what `verify` says of its ticket, plus the ticket minted for it.
-    `ref` is that ticket's id, which a kept answer holds instead of the ticket (the
+    `ref` is the ticket row's id, which a kept answer holds instead of the ticket (the
     database never holds a ticket); a replay makes the ticket again from it."""
 
     opened: TicketOpen

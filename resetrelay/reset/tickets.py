@@ -46,6 +46,9 @@ class NewTicket:
 class TicketCodec:
     def __init__(self, secret_key: str) -> None:
         self._key = derive(secret_key, "tickets")
+        # The ticket a redeemed mail code stands for (reset.codes): the same id, its
+        # own key, so it is a second value that neither reveals nor equals the link's.
+        self._redeemed_key = derive(secret_key, "tickets.redeemed")
 
     def new(self) -> NewTicket:
         ticket_id = secrets.token_urlsafe(32)  # 256 bits
@@ -54,6 +57,11 @@ class TicketCodec:
 
     def value_for(self, ticket_id: str) -> str:
         mac = hmac.new(self._key, ticket_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def redeemed_value(self, ticket_id: str) -> str:
+        """The ticket minted when the ticket's mail code was redeemed."""
+        mac = hmac.new(self._redeemed_key, ticket_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     @staticmethod
@@ -65,9 +73,10 @@ class TicketCodec:
     def lookup_hash(value: str) -> str:
         return hashlib.sha256(value.encode()).hexdigest()
 
-    def matches(self, ticket_id: str, value: str) -> bool:
+    def matches(self, ticket_id: str, value: str, *, redeemed: bool = False) -> bool:
         # Constant time, so response timing says nothing about how close a guess was.
-        return hmac.compare_digest(self.value_for(ticket_id), value)
+        made = self.redeemed_value(ticket_id) if redeemed else self.value_for(ticket_id)
+        return hmac.compare_digest(made, value)
 
 
 class Tickets:
@@ -89,11 +98,12 @@ class Tickets:
             row = await tickets.by_hash(conn, digest)
         if row is None:
             return None
-        # The link's ticket is made from the row's id; one minted when the mail's code
-        # was redeemed (reset.codes), from its own id, kept beside it.
-        made_from = row.id if row.lookup_hash == digest else row.redeem_id
+        # The link's ticket, or the one minted when the mail's code was redeemed.
+        redeemed = row.lookup_hash != digest
+        if redeemed and row.code_state != tickets.CODE_REDEEMED:
+            return None
         # 3. Constant time: only our key could have made this value for this id.
-        if made_from is None or not self.codec.matches(made_from, value):
+        if not self.codec.matches(row.id, value, redeemed=redeemed):
             return None
         return row
 

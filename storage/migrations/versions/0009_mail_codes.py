@@ -22,7 +22,6 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("code_attempts", sa.Integer(), nullable=False, server_default="0")
         )
-        batch.add_column(sa.Column("redeem_id", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("redeem_hash", sa.String(length=64), nullable=True))
         batch.create_unique_constraint("uq_tickets_redeem_hash", ["redeem_hash"])
     op.create_index("ix_tickets_email", "tickets", ["email"])
@@ -33,6 +32,5 @@ def downgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.drop_constraint("uq_tickets_redeem_hash", type_="unique")
         batch.drop_column("redeem_hash")
-        batch.drop_column("redeem_id")
         batch.drop_column("code_attempts")
         batch.drop_column("code_state")

@@ -313,3 +313,17 @@ async def test_no_code_ticket_or_address_stored_or_logged(
         and not r.name.startswith("mail.log")
     )
     assert not any(s in logged for s in (*secrets_, JANE))
+
+
+async def test_forgetting_the_person_takes_the_kept_redeem_answer(stack: Stack) -> None:
+    from storage import erasure
+
+    _, code = await mailed(stack)
+    redeemed = await stack.send(REDEEM, event_id="msg_forget", email=JANE, code=code)
+    assert redeemed.json()["valid"] is True
+    person = erasure.Person.of(emails=[JANE])
+    counts = await stack.runtime.db.run(lambda conn: erasure.erase(conn, person))
+    assert counts["tickets"] == 1 and counts["inbound_events"] == 1
+    # Replayed after the erasure, the id is free again, and the code's ticket is gone.
+    again = await stack.send(REDEEM, event_id="msg_forget", email=JANE, code=code)
+    assert again.json() == UNKNOWN
