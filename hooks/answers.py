@@ -7,12 +7,15 @@ the contract's `{"error": code, "message": sentence, ...}` for errors.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from resetrelay.reset.outcomes import (
     Accepted,
     Answer,
+    CodeRedeemed,
     Completed,
     Misconfigured,
     Outcome,
@@ -54,21 +57,55 @@ _ACCEPTED = Rendered(ACCEPTED)
 _ACCEPTED_AGAIN = Rendered(ACCEPTED, REPLAYED)
 
 
+def _open(outcome: TicketOpen) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "valid": True,
+        "expires_at": _timestamp(outcome.expires_at),
+        "email": outcome.email,
+        "locale": outcome.locale,
+    }
+    if outcome.requirements:
+        body["policy"] = {"requirements": list(outcome.requirements)}
+    return body
+
+
+def _timestamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+# A kept redeem answer names its ticket by id under this key (see `sealed`).
+_SEALED_KEY = "ticket_ref"
+
+
+def sealed(outcome: CodeRedeemed) -> Answer:
+    """The answer to keep for a replay: the ticket's id where the ticket was, so the
+    replay store holds no usable ticket (the ticket is an HMAC of the id under
+    SECRET_KEY). `unsealed` turns it back into the answer given."""
+    return Answer(200, _json({**_open(outcome.opened), _SEALED_KEY: outcome.ref}))
+
+
+def unsealed(answer: Answer, ticket_for: Callable[[str], str]) -> Answer:
+    """A kept answer as it was given: a sealed redeem answer gets its ticket back,
+    byte for byte (same keys, same order); any other answer is returned as is."""
+    if f'"{_SEALED_KEY}":' not in answer.body:
+        return answer
+    body = json.loads(answer.body)
+    ref = body.pop(_SEALED_KEY, None)
+    if not isinstance(ref, str):
+        return answer
+    body["ticket"] = ticket_for(ref)
+    return Answer(answer.status, _json(body))
+
+
 def render(outcome: Outcome) -> Rendered:
     match outcome:
         case Accepted(replayed=replayed):
             # Byte-identical for every address: the body says nothing of the account.
             return _ACCEPTED_AGAIN if replayed else _ACCEPTED
-        case TicketOpen(expires_at=expires_at, email=email, locale=locale):
-            body = {
-                "valid": True,
-                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
-                "email": email,
-                "locale": locale,
-            }
-            if outcome.requirements:
-                body["policy"] = {"requirements": list(outcome.requirements)}
-            return Rendered(Answer(200, _json(body)))
+        case TicketOpen():
+            return Rendered(Answer(200, _json(_open(outcome))))
+        case CodeRedeemed(opened=opened, ticket=ticket):
+            return Rendered(Answer(200, _json({**_open(opened), "ticket": ticket})))
         case TicketClosed(reason=reason):
             return Rendered(Answer(200, _json({"valid": False, "reason": reason})))
         case Completed():

@@ -14,10 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hooks.errors import HookError, invalid_payload
 from mail.message import addr_spec
+from resetrelay.reset.codes import normalise
 
 REQUESTED: Final = "password_reset.requested"
 VERIFY: Final = "password_reset.verify"
 CONFIRM: Final = "password_reset.confirm"
+REDEEM_CODE: Final = "password_reset.redeem_code"
 
 
 class _Model(BaseModel):
@@ -69,6 +71,27 @@ class Confirm(_Model):
     new_password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
+class RedeemCode(_Model):
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    # Room for spaces and a dash around the 8 characters; longer is not a code.
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return Requested._email(value)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        # Shape only (8 of the mail's symbols, dash and case free): says nothing of
+        # any account, so a typo gets its own clear 400 instead of a wasted attempt.
+        code = normalise(value)
+        if code is None:
+            raise ValueError("is not a code: 8 letters and digits, as in the mail")
+        return code
+
+
 class _RequestedEvent(_Model):
     """A whole `requested` event in one model: the hot path's body is validated in one
     pass of pydantic-core over the bytes, instead of building the envelope's `data` as
@@ -83,6 +106,7 @@ DATA_MODELS: Final[dict[str, type[_Model]]] = {
     REQUESTED: Requested,
     VERIFY: Verify,
     CONFIRM: Confirm,
+    REDEEM_CODE: RedeemCode,
 }
 
 

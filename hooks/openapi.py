@@ -204,6 +204,14 @@ def document() -> dict[str, Any]:
             ),
             _event(events.VERIFY, _model(events.Verify)),
             _event(events.CONFIRM, _model(events.Confirm)),
+            _event(
+                events.REDEEM_CODE,
+                _model(
+                    events.RedeemCode,
+                    email={"format": "email", "description": "Lower-cased before use"},
+                    code={"description": "The mail's 8-character code; dash, case, spaces free"},
+                ),
+            ),
         ]
     }
     website_200 = {
@@ -221,6 +229,11 @@ def document() -> dict[str, Any]:
                         "description": "the tenant's password policy, for the form's hints",
                         "required": ["requirements"],
                         "properties": {"requirements": _REQUIREMENTS},
+                    },
+                    "ticket": {
+                        "type": "string",
+                        "description": "redeem_code only: the ticket the code stands for, "
+                        "for verify and confirm; keep it server-side",
                     },
                 },
             },
@@ -251,7 +264,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            **_json(website_200, "verify / confirm answer"),
+                            **_json(website_200, "verify / confirm / redeem_code answer"),
                             "headers": _REPLAYED,
                         },
                         "202": {

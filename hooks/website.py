@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hooks import events
-from hooks.answers import REPLAYED, Rendered, render
+from hooks.answers import REPLAYED, Rendered, render, sealed, unsealed
 from hooks.bodies import read_limited, require_json
 from hooks.errors import HookError, invalid_signature
 from resetrelay.metrics import Metrics
-from resetrelay.reset.outcomes import Accepted, Answer, Outcome, Replay
+from resetrelay.reset.outcomes import Accepted, Answer, CodeRedeemed, Outcome, Replay
 from resetrelay.webhooks import InvalidSignature, verify
 from storage.database import StorageError
 
@@ -102,19 +102,21 @@ async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object
         # type of event holds the id: the answer is always the same.
         accepted = await runtime.requests.submit(event_id, data.email, data.locale, data.client_ip)
         if accepted.replayed:  # off the hot path: only for an id seen before
-            return _replayed(await runtime.replays.find_for_requested(event_id))
+            return _replayed(runtime, await runtime.replays.find_for_requested(event_id))
         return render(accepted)
     # Claimed before acting, so a concurrent delivery (of any type) cannot act too.
     seen = await runtime.replays.claim(event_id, event_type)
     if seen is not None:
-        return _replayed(seen)
+        return _replayed(runtime, seen)
     try:
         outcome: Outcome
         if isinstance(data, events.Verify):
             outcome = await runtime.confirms.verify(data.ticket)
         elif isinstance(data, events.Confirm):
             outcome = await runtime.confirms.confirm(data.ticket, data.new_password)
-        else:  # parse() only returns the three models above
+        elif isinstance(data, events.RedeemCode):
+            outcome = await runtime.codes.redeem(data.email, data.code)
+        else:  # parse() only returns the four models above
             raise HookError(422, "unknown_event_type", "Event type is not handled.")
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -124,15 +126,17 @@ async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object
     if not outcome.final:  # transient: not kept, so a resend of the id tries afresh
         await runtime.replays.release(event_id)
         return rendered
-    earlier = await runtime.replays.keep(event_id, event_type, rendered.answer)
+    # A redeem's answer is kept with its ticket's id, never the ticket itself.
+    kept = sealed(outcome) if isinstance(outcome, CodeRedeemed) else rendered.answer
+    earlier = await runtime.replays.keep(event_id, event_type, kept)
     if earlier is not None:  # a concurrent delivery of the same id answered first
-        return Rendered(earlier, REPLAYED)
+        return Rendered(unsealed(earlier, runtime.codec.redeemed_value), REPLAYED)
     return rendered
 
 
-def _replayed(seen: Replay) -> Rendered:
+def _replayed(runtime: Runtime, seen: Replay) -> Rendered:
     if isinstance(seen, Answer):
-        return Rendered(seen, REPLAYED)
+        return Rendered(unsealed(seen, runtime.codec.redeemed_value), REPLAYED)
     if isinstance(seen, Accepted):
         return render(Accepted(replayed=True))  # the 202, marked as a replay
     # The first delivery of this id is still being answered: transient, not kept.

@@ -15,9 +15,10 @@ from pathlib import Path
 from mail.message import build_message
 from mail.render import MailRenderer
 
-__all__ = ["SAMPLE_LINK", "SAMPLE_SIGNIN_URL", "sample_context", "write_previews"]
+__all__ = ["SAMPLE_CODE", "SAMPLE_LINK", "SAMPLE_SIGNIN_URL", "sample_context", "write_previews"]
 
 SAMPLE_LINK = "https://www.example.com/account/reset?ticket=SAMPLE"
+SAMPLE_CODE = "K7QM-3XPA"  # a code of the mails' alphabet (reset.codes), shown as they show it
 SAMPLE_SIGNIN_URL = "https://www.example.com/signin"
 SAMPLE_EMAIL = "jane.doe@example.com"
 _SAMPLE_MOMENT = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
@@ -28,7 +29,12 @@ def sample_context(template: str) -> dict[str, object]:
     if template == "changed":
         return {"email": SAMPLE_EMAIL, "changed_at": _SAMPLE_MOMENT}
     if template in ("reset", "breached", "blocked"):
-        return {"link": SAMPLE_LINK, "expires_minutes": 60, "email": SAMPLE_EMAIL}
+        return {
+            "link": SAMPLE_LINK,
+            "code": SAMPLE_CODE,
+            "expires_minutes": 60,
+            "email": SAMPLE_EMAIL,
+        }
     # The courtesy mails: no ticket, no reset link; a sign-in link when SIGNIN_URL is set.
     if template == "social":
         return {"email": SAMPLE_EMAIL, "providers": ["Google"], "signin_url": SAMPLE_SIGNIN_URL}

@@ -120,6 +120,9 @@ class MailRenderer:
             "lang": to_bcp47(used),
             "dir": self._catalogs.text_direction(used),
         }
+        # A reset mail's one-time code is optional (MAIL_CODES): absent, the mail
+        # simply has no code line, instead of failing on the undefined name.
+        variables.setdefault("code", "")
         try:
             subject_text = env.get_template(f"{template}_subject.txt").render(variables)
             variables["subject"] = " ".join(subject_text.split())  # one header line, always

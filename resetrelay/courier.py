@@ -167,6 +167,7 @@ class Courier:
     metrics: Metrics
     now: Callable[[], datetime]
     link: Callable[[str], str]  # ticket id -> the link in its mail
+    code: Callable[[str], str] | None = None  # ticket id -> the one-time code in its mail
 
     def register(self, registry: Registry) -> None:
         backoff = max(0.01, self.settings.mail_retry_initial_seconds)
@@ -240,6 +241,9 @@ class Courier:
                 return
             # The link exists only here, in memory, derived from SECRET_KEY.
             context["link"] = self.link(ticket.id)
+            if self.code is not None and self.settings.mail_codes and ticket.code_state == "open":
+                # Made the same way, from the id: the code is never stored either.
+                context["code"] = self.code(ticket.id)
             # Rounded to the nearest minute: a fresh one-hour link says "1 hour".
             context["expires_minutes"] = max(
                 1, round((ticket.expires_at - now).total_seconds() / 60)

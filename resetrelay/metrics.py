@@ -86,6 +86,13 @@ class Metrics:
         self.rate_limited = Counter(
             "resetrelay_rate_limit_hits", "Reset requests over a rate limit", ["scope"], registry=r
         )
+        self.codes = Counter(
+            "resetrelay_code_redeems",
+            "Mail code redeems by outcome: redeemed, wrong (or no open ticket), capped (over"
+            " CODE_ATTEMPTS_PER_EMAIL), spent (a concurrent redeem won)",
+            ["outcome"],
+            registry=r,
+        )
         self.funnel = Counter(
             "resetrelay_funnel_steps",
             "Resets reaching each funnel step (requested, limited, found, unknown, social,"

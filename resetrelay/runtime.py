@@ -29,6 +29,7 @@ from resetrelay.metrics import CountingTransport, Metrics
 from resetrelay.readiness import Readiness
 from resetrelay.reset.auth0_events import Auth0Events
 from resetrelay.reset.bulk import BulkResets
+from resetrelay.reset.codes import Codes
 from resetrelay.reset.confirm import Confirms
 from resetrelay.reset.outcomes import Replays
 from resetrelay.reset.requests import Requests
@@ -70,6 +71,7 @@ class Runtime:
     breaches: BreachCorpus | None
     requests: Requests
     confirms: Confirms
+    codes: Codes
     replays: Replays
     auth0_events: Auth0Events
     courier: Courier
@@ -145,7 +147,10 @@ class Runtime:
             settings, db, tickets, live_auth0, metrics, now, doorbell.ring, breaches=breaches
         )
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
-        courier = Courier(settings, db, mailer, renderer, http, metrics, now, tickets.link)
+        codes = Codes(settings, db, tickets, confirms, metrics, now)
+        courier = Courier(
+            settings, db, mailer, renderer, http, metrics, now, tickets.link, codes.codec.shown
+        )
         bulk_resets = BulkResets(settings, db, codec, bulk_auth0, metrics, now)
         registry = Registry()
         for service in (requests, confirms, auth0_events, courier, bulk_resets):
@@ -176,6 +181,7 @@ class Runtime:
             breaches=breaches,
             requests=requests,
             confirms=confirms,
+            codes=codes,
             replays=Replays(db, now),
             auth0_events=auth0_events,
             courier=courier,

@@ -377,6 +377,18 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         default="3/hour",
     ),
     _v(
+        "MAIL_CODES",
+        "Reset mails also carry a one-time code the user can type on the website's reset "
+        "page on any device (`password_reset.redeem_code`).",
+        default="true",
+    ),
+    _v(
+        "CODE_ATTEMPTS_PER_EMAIL",
+        "Code redeems per address (`N/second|minute|hour|day`), right or wrong; over it "
+        "every redeem of that address answers `unknown`.",
+        default="10/hour",
+    ),
+    _v(
         "RATE_LIMIT_PER_IP",
         "Reset requests per end-user network (`data.client_ip`: an IPv4 address, an IPv6 /64).",
         default="20/hour",
@@ -520,6 +532,8 @@ class Settings:
     signin_url: str = ""
     rate_limit_per_email: RateLimit = RateLimit(3, 3600)
     rate_limit_per_ip: RateLimit = RateLimit(20, 3600)
+    mail_codes: bool = True
+    code_attempts_per_email: RateLimit = RateLimit(10, 3600)
     requests_ceiling: RateLimit | None = RateLimit(600, 60)
     auth0_rate_limit: RateLimit | None = None
     auth0_live_reserve: int = 20
@@ -657,6 +671,13 @@ class Settings:
                 get("RATE_LIMIT_PER_EMAIL", "3/hour"),
                 RateLimit.parse,
                 RateLimit(3, 3600),
+            ),
+            mail_codes=flag("MAIL_CODES", "true"),
+            code_attempts_per_email=parse(
+                "CODE_ATTEMPTS_PER_EMAIL",
+                get("CODE_ATTEMPTS_PER_EMAIL", "10/hour"),
+                RateLimit.parse,
+                RateLimit(10, 3600),
             ),
             rate_limit_per_ip=parse(
                 "RATE_LIMIT_PER_IP",

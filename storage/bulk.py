@@ -214,6 +214,7 @@ class NewTicket:
     expires_at: datetime
     template: str
     message_id: str
+    code: bool = False  # the mail carries a one-time code too
 
 
 async def claim_queued(conn: AsyncConnection, run_id: str, row_nos: Collection[int]) -> set[int]:
@@ -323,6 +324,8 @@ async def issue_many(
                 "attempts": 0,
                 "created_at": now,
                 "expires_at": t.expires_at,
+                "code_state": tickets.CODE_OPEN if t.code else None,
+                "code_attempts": 0,
             }
             for t in new
         ],

@@ -12,6 +12,9 @@ a new table cannot hold personal data unnoticed: it gets its line here.
     Ref(column, table)     the column is the key of a row already found in `table`
     JsonRef(column, key, table)  the JSON column's `key` is the key of a row already
                            found in `table` (a job's `mail_id`, `ticket_id`)
+    TextRef(column, key, table)  the text column is a JSON object whose `key` is the
+                           key of a row already found in `table` (a kept
+                           `redeem_code` answer's `ticket_ref`)
     Mentions(column)       a text or JSON column mentions an address or user id
                            anywhere (a JSON payload, an error text, a stored answer)
 
@@ -124,6 +127,26 @@ class JsonRef(Match):
 
 
 @dataclass(frozen=True)
+class TextRef(Match):
+    column: str
+    key: str
+    table: str
+
+    def clause(self, table: Table, person: Person, found: Found) -> Any:
+        keys = sorted(found.get(self.table, ()))
+        # Narrowed with LIKE on the JSON text ("key":"value"), confirmed in `holds`.
+        needles = [json.dumps({self.key: key}, separators=(",", ":"))[1:-1] for key in keys]
+        return or_(*(_like(table.c[self.column], n) for n in needles)) if needles else false()
+
+    def holds(self, row: Mapping[str, Any], person: Person, found: Found) -> bool:
+        try:
+            value = json.loads(row[self.column])
+        except (TypeError, ValueError):
+            return False
+        return isinstance(value, dict) and value.get(self.key) in found.get(self.table, ())
+
+
+@dataclass(frozen=True)
 class Mentions(Match):
     column: str
 
@@ -195,8 +218,13 @@ HOLDERS: tuple[Holder, ...] = (
             Mentions("last_error"),
         ),
     ),
-    # verify answers hold a masked address today; searched all the same.
-    Holder("inbound_events", (Mentions("answer"),), key=("source", "event_id")),
+    # verify answers hold a masked address today; searched all the same. A kept
+    # redeem_code answer names its ticket's row (the ticket is made from it).
+    Holder(
+        "inbound_events",
+        (Mentions("answer"), TextRef("answer", "ticket_ref", "tickets")),
+        key=("source", "event_id"),
+    ),
     # A bulk run's line keeps the user id it mailed (one mail per user per run).
     Holder("bulk_rows", (UserId("user_id"), Mentions("reason")), key=("run_id", "row_no")),
 )

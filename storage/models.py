@@ -82,6 +82,9 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_user_state", "user_id", "state"),
         # Retention deletes a ticket RETENTION_DAYS after it expires (storage.retention).
         Index("ix_tickets_expires_at", "expires_at"),
+        # A code is redeemed with the address it was mailed to (storage.tickets.coded).
+        Index("ix_tickets_email", "email"),
+        UniqueConstraint("redeem_hash", name="uq_tickets_redeem_hash"),
     )
 
     id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -100,6 +103,14 @@ class Ticket(SQLModel, table=True):
     revoked_reason: str | None = Field(sa_column=Column(String(32), nullable=True))
     # When the link was first opened (`verify`): the funnel counts each ticket once.
     opened_at: datetime | None = _ts(nullable=True)
+    # The mail's one-time code (resetrelay.reset.codes): NULL when the mail carried
+    # none, else `open`, `redeemed` or `void`. The code itself is never stored: like
+    # the ticket, it is an HMAC of the id under SECRET_KEY.
+    code_state: str | None = Field(sa_column=Column(String(16), nullable=True))
+    code_attempts: int = Field(sa_column=Column(Integer, nullable=False, default=0))
+    # The hash of the second ticket, minted when the code was redeemed (an HMAC of the
+    # id under its own key derived from SECRET_KEY): looked up as the link's hash is.
+    redeem_hash: str | None = Field(sa_column=Column(String(64), nullable=True))
 
 
 class RateCounter(SQLModel, table=True):

@@ -23,6 +23,8 @@ from storage.sql import table
 _tickets = table(Ticket)
 
 OPEN, CLAIMED, USED, REVOKED = "open", "claimed", "used", "revoked"
+# A mail's one-time code: open until redeemed once, or void after too many misses.
+CODE_OPEN, CODE_REDEEMED, CODE_VOID = "open", "redeemed", "void"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class TicketRow:
     expires_at: datetime
     claimed_until: datetime | None
     opened_at: datetime | None = None
+    code_state: str | None = None  # None: its mail carries no code
+    code_attempts: int = 0
 
     def status(self, now: datetime) -> str:
         """`valid`, or why not: `expired`, `used`, `revoked`."""
@@ -84,8 +88,10 @@ async def insert(
     purpose: str,
     now: datetime,
     ttl: timedelta,
+    code: bool = False,
 ) -> None:
-    """Store a new open ticket and void the user's older open ones (only the newest link works)."""
+    """Store a new open ticket and void the user's older open ones (only the newest link
+    works). `code`: its mail carries a one-time code too."""
     await conn.run_sync(
         lambda sync: insert_sync(
             sync,
@@ -98,6 +104,7 @@ async def insert(
             purpose=purpose,
             now=now,
             ttl=ttl,
+            code=code,
         )
     )
 
@@ -114,6 +121,7 @@ def insert_sync(
     purpose: str,
     now: datetime,
     ttl: timedelta,
+    code: bool = False,
 ) -> None:
     """`insert` for `Database.run` (the worker's issue: one thread hop on SQLite)."""
     lock_user_sync(conn, user_id)
@@ -131,13 +139,20 @@ def insert_sync(
             attempts=0,
             created_at=now,
             expires_at=now + ttl,
+            code_state=CODE_OPEN if code else None,
+            code_attempts=0,
         )
     )
 
 
 async def by_hash(conn: AsyncConnection, lookup_hash: str) -> TicketRow | None:
+    """The row whose link, or whose ticket minted at a code's redeem, hashes to this."""
     row = (
-        await conn.execute(select(_tickets).where(_tickets.c.lookup_hash == lookup_hash))
+        await conn.execute(
+            select(_tickets).where(
+                or_(_tickets.c.lookup_hash == lookup_hash, _tickets.c.redeem_hash == lookup_hash)
+            )
+        )
     ).first()
     return None if row is None else _row(row)
 
@@ -173,6 +188,8 @@ def _row(row: Any) -> TicketRow:
         expires_at=row.expires_at,
         claimed_until=row.claimed_until,
         opened_at=row.opened_at,
+        code_state=row.code_state,
+        code_attempts=row.code_attempts,
     )
 
 
@@ -344,3 +361,45 @@ async def open_user_ids(conn: AsyncConnection, email: str, *, now: datetime) -> 
         .order_by(_tickets.c.user_id)
     )
     return [row.user_id for row in rows]
+
+
+# -- one-time codes -----------------------------------------------------------------
+
+
+def _code_open(email: str, now: datetime) -> Any:
+    # A code works only while its ticket does: open (or a lapsed claim), unexpired.
+    return and_(_tickets.c.email == email, _tickets.c.code_state == CODE_OPEN, _usable(now))
+
+
+def coded_sync(conn: Connection, email: str, *, now: datetime) -> list[TicketRow]:
+    """The usable tickets mailed to `email` whose code is still open (one per user:
+    a new ticket voids the user's older ones)."""
+    rows = conn.execute(select(_tickets).where(_code_open(email, now)).order_by(_tickets.c.id))
+    return [_row(row) for row in rows]
+
+
+def redeem_code_sync(conn: Connection, ticket_id: str, *, redeem_hash: str, now: datetime) -> bool:
+    """Spend the ticket's code, minting its second ticket; False if the code is no longer
+    open (a concurrent redeem spent it first) or the ticket stopped being usable."""
+    result = conn.execute(
+        update(_tickets)
+        .where(_tickets.c.id == ticket_id, _tickets.c.code_state == CODE_OPEN, _usable(now))
+        .values(code_state=CODE_REDEEMED, redeem_hash=redeem_hash)
+    )
+    return result.rowcount == 1
+
+
+def miss_code_sync(conn: Connection, email: str, *, now: datetime, max_attempts: int) -> None:
+    """Count a wrong code against every open code mailed to `email`; the
+    `max_attempts`-th miss voids the code (the link still works). The same two
+    statements run whether or not such a ticket exists."""
+    conn.execute(
+        update(_tickets)
+        .where(_code_open(email, now))
+        .values(code_attempts=_tickets.c.code_attempts + 1)
+    )
+    conn.execute(
+        update(_tickets)
+        .where(_code_open(email, now), _tickets.c.code_attempts >= max_attempts)
+        .values(code_state=CODE_VOID)
+    )

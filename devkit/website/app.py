@@ -6,6 +6,7 @@ Auth0. They talk through one signed endpoint, `POST {resetrelay}/hooks/website`:
     POST /forgot           -> password_reset.requested   (always the same answer page)
     GET  /account/reset    -> password_reset.verify      (does not use the ticket up)
     POST /account/reset    -> password_reset.confirm     (sets the password in Auth0)
+    POST /account/code     -> password_reset.redeem_code (the mail's code, on any device)
 
 What to copy: `sign_webhook` (the whole signing scheme, stdlib only), `ResetRelay`
 (one POST per event, a fresh webhook-id each time), the ticket handling in
@@ -292,6 +293,40 @@ class Website:
         # The same page whatever happened, so nobody learns which addresses have accounts.
         return self.page(request, "forgot_sent.html")
 
+    # The code from the mail: typed on any device, traded for a ticket.
+
+    async def code_page(self, request: Request) -> Response:
+        return self.page(request, "reset_code.html")
+
+    async def code(self, request: Request) -> Response:
+        form = await self.form(request)
+        email, code = _field(form, "email").strip(), _field(form, "code").strip()
+        if len(email) > 254 or not _EMAIL.fullmatch(email):
+            error = "Enter the email address the code was sent to."
+            return self.page(request, "reset_code.html", 422, email=email, error=error)
+        if not code or len(code) > 16:
+            error = "Enter the code from the email, like K7QM-3XPA."
+            return self.page(request, "reset_code.html", 422, email=email, error=error)
+        answer = await self.relay.send("password_reset.redeem_code", {"email": email, "code": code})
+        ticket = answer.body.get("ticket")
+        if answer.status == 200 and answer.body.get("valid") is True and isinstance(ticket, str):
+            # The ticket goes where the link's goes: a cookie only the reset path sees,
+            # never the URL. The reset page then verifies it and shows the form.
+            response = RedirectResponse(RESET_PATH, status_code=303)
+            response.set_cookie(
+                TICKET_COOKIE, ticket, max_age=TICKET_COOKIE_SECONDS, path=RESET_PATH,
+                httponly=True, samesite="strict", secure=_https(request),
+            )  # fmt: skip
+            return response
+        if answer.status == 200:
+            # One message for a wrong code, an unknown address and a used-up code alike.
+            error = "That code doesn't work. Check it, or request a new email."
+            return self.page(request, "reset_code.html", 422, email=email, error=error)
+        if answer.status == 400 and answer.error == "invalid_payload":
+            error = "That isn't a code from our email: 8 letters and digits, like K7QM-3XPA."
+            return self.page(request, "reset_code.html", 422, email=email, error=error)
+        return self.failed(request, answer)
+
     # Reset: the link from the mail, the form, the outcome.
 
     async def reset_page(self, request: Request) -> Response:
@@ -431,6 +466,8 @@ def create_website(
             Route("/forgot", site.forgot, methods=["POST"]),
             Route(RESET_PATH, site.reset_page, methods=["GET"]),
             Route(RESET_PATH, site.reset, methods=["POST"]),
+            Route("/account/code", site.code_page, methods=["GET"]),
+            Route("/account/code", site.code, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],

@@ -255,6 +255,7 @@ class BulkResets:
                         expires_at=now + ttl,
                         template=TEMPLATE_FOR_PURPOSE[batch.template],
                         message_id=courier.new_message_id(self.settings.mail_from),
+                        code=self.settings.mail_codes,
                     )
                 )
             await bulk.finish_many(conn, batch.run_id, done, now=now)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resetrelay.keys import keyed_digest
 from resetrelay.metrics import Metrics
-from resetrelay.settings import Settings
+from resetrelay.settings import RateLimit, Settings
 from storage import ratelimits
 
 Scope = Literal["email", "ip", "global"]
@@ -113,3 +113,18 @@ class RequestLimits:
     def _refuse(self, scope: Scope) -> Scope:
         self._metrics.rate_limited.labels(scope).inc()
         return scope
+
+
+def code_redeem_admitted_sync(
+    conn: Connection, key: bytes, email: str, *, limit: RateLimit, now: datetime
+) -> bool:
+    """Count one code redeem of `email` (right or wrong) in the caller's transaction;
+    False once CODE_ATTEMPTS_PER_EMAIL are used up. Its own key space (`code:`), so
+    redeems and reset requests do not spend each other's quota."""
+    return ratelimits.admit_sync(
+        conn,
+        "code:" + keyed_digest(key, email),
+        now=now,
+        limit=limit.count,
+        window_seconds=limit.window_seconds,
+    )

@@ -5,6 +5,8 @@
      ├── TicketOpen(expires_at, email, locale, requirements)   verify: the link works,
      │                                    and the tenant's password requirements for the form
      ├── TicketClosed(reason)             verify: it does not (expired, used, revoked, unknown)
+     ├── CodeRedeemed(opened, ticket, ref)  redeem_code: the code works; as TicketOpen, with
+     │                                    a ticket minted for it (`reset.codes`)
      ├── Completed                        confirm: the password is set
      ├── TicketInvalid(reason)            confirm: the link does not work
      ├── TicketBusy                       confirm: another confirm holds the ticket
@@ -68,6 +70,21 @@ class TicketClosed:
 
 
 @dataclass(frozen=True)
+class CodeRedeemed:
+    """A redeemed code: what `verify` says of its ticket, plus the ticket minted for it.
+    `ref` is the ticket row's id, which a kept answer holds instead of the ticket (the
+    database never holds a ticket); a replay makes the ticket again from it."""
+
+    opened: TicketOpen
+    ticket: str
+    ref: str
+    final: ClassVar[bool] = True
+
+    def __repr__(self) -> str:  # the ticket is a credential
+        return f"CodeRedeemed(opened={self.opened!r})"
+
+
+@dataclass(frozen=True)
 class Completed:
     final: ClassVar[bool] = True
 
@@ -108,6 +125,7 @@ Outcome = (
     Accepted
     | TicketOpen
     | TicketClosed
+    | CodeRedeemed
     | Completed
     | TicketInvalid
     | TicketBusy

@@ -126,6 +126,7 @@ def issue_sync(
         purpose=purpose,
         now=now,
         ttl=timedelta(seconds=settings.ticket_ttl_seconds),
+        code=settings.mail_codes,
     )
     courier.queue_sync(
         conn,

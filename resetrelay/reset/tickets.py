@@ -46,6 +46,9 @@ class NewTicket:
 class TicketCodec:
     def __init__(self, secret_key: str) -> None:
         self._key = derive(secret_key, "tickets")
+        # The ticket a redeemed mail code stands for (reset.codes): the same id, its
+        # own key, so it is a second value that neither reveals nor equals the link's.
+        self._redeemed_key = derive(secret_key, "tickets.redeemed")
 
     def new(self) -> NewTicket:
         ticket_id = secrets.token_urlsafe(32)  # 256 bits
@@ -54,6 +57,11 @@ class TicketCodec:
 
     def value_for(self, ticket_id: str) -> str:
         mac = hmac.new(self._key, ticket_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def redeemed_value(self, ticket_id: str) -> str:
+        """The ticket minted when the ticket's mail code was redeemed."""
+        mac = hmac.new(self._redeemed_key, ticket_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     @staticmethod
@@ -65,9 +73,10 @@ class TicketCodec:
     def lookup_hash(value: str) -> str:
         return hashlib.sha256(value.encode()).hexdigest()
 
-    def matches(self, ticket_id: str, value: str) -> bool:
+    def matches(self, ticket_id: str, value: str, *, redeemed: bool = False) -> bool:
         # Constant time, so response timing says nothing about how close a guess was.
-        return hmac.compare_digest(self.value_for(ticket_id), value)
+        made = self.redeemed_value(ticket_id) if redeemed else self.value_for(ticket_id)
+        return hmac.compare_digest(made, value)
 
 
 class Tickets:
@@ -84,10 +93,17 @@ class Tickets:
         if not self.codec.well_formed(value):
             return None
         # 2. Lookup by hash: the database never holds the value itself.
+        digest = self.codec.lookup_hash(value)
         async with self._db.read() as conn:
-            row = await tickets.by_hash(conn, self.codec.lookup_hash(value))
+            row = await tickets.by_hash(conn, digest)
+        if row is None:
+            return None
+        # The link's ticket, or the one minted when the mail's code was redeemed.
+        redeemed = row.lookup_hash != digest
+        if redeemed and row.code_state != tickets.CODE_REDEEMED:
+            return None
         # 3. Constant time: only our key could have made this value for this id.
-        if row is None or not self.codec.matches(row.id, value):
+        if not self.codec.matches(row.id, value, redeemed=redeemed):
             return None
         return row
 

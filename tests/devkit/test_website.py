@@ -735,3 +735,64 @@ async def test_every_html_page_carries_the_security_headers(browser: httpx.Async
         assert page.headers["x-content-type-options"] == "nosniff"
         assert page.headers["cache-control"] == "no-store"
         assert_tight_csp(page)
+
+
+# -- The mail's code ---------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_redeemed_code_puts_its_ticket_in_the_reset_cookie(
+    browser: httpx.AsyncClient, relay: FakeRelay
+) -> None:
+    verify_body = FakeRelay.default("password_reset.verify").json()
+    relay.answer("password_reset.redeem_code", 200, {**verify_body, "ticket": TICKET})
+    sent = await browser.get("/forgot")
+    assert 'href="/account/code"' in sent.text
+    page = await browser.get("/account/code")
+    assert page.status_code == 200 and 'autocomplete="one-time-code"' in page.text
+    token = browser.cookies["csrftoken"]
+    form = {"csrf_token": token, "email": " jane@example.com ", "code": "k7qm-3xpa"}
+    answer = await browser.post("/account/code", data=form)
+    assert answer.status_code == 303 and answer.headers["location"] == "/account/reset"
+    assert TICKET not in answer.headers["location"]
+    assert answer.headers["set-cookie"].startswith(f"reset_ticket={TICKET};")
+    reset = await browser.get("/account/reset")
+    assert reset.status_code == 200 and MASKED in reset.text and TICKET not in reset.text
+    assert [(c.type, c.data) for c in relay.calls] == [
+        ("password_reset.redeem_code", {"email": "jane@example.com", "code": "k7qm-3xpa"}),
+        ("password_reset.verify", {"ticket": TICKET}),
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_code_that_does_not_work_gets_one_message(
+    browser: httpx.AsyncClient, relay: FakeRelay
+) -> None:
+    relay.answer("password_reset.redeem_code", 200, {"valid": False, "reason": "unknown"})
+    relay.answer(
+        "password_reset.redeem_code",
+        400,
+        {"error": "invalid_payload", "message": "data.code: is not a code."},
+    )
+    token = await csrf_token(browser)
+    unknown = await browser.post(
+        "/account/code", data={"csrf_token": token, "email": "jane@example.com", "code": "AAAA"}
+    )
+    assert unknown.status_code == 422
+    assert (
+        "That code doesn&#39;t work" in unknown.text
+        and "reset_ticket" not in unknown.headers.get("set-cookie", "")
+    )
+    malformed = await browser.post(
+        "/account/code", data={"csrf_token": token, "email": "jane@example.com", "code": "0O1I"}
+    )
+    assert malformed.status_code == 422 and "isn&#39;t a code" in malformed.text
+    # Shapes the page refuses itself never reach resetrelay; nor does a form without CSRF.
+    for data in (
+        {"csrf_token": token, "email": "nope", "code": "K7QM-3XPA"},
+        {"csrf_token": token, "email": "jane@example.com", "code": "K" * 17},
+        {"email": "jane@example.com", "code": "K7QM-3XPA"},
+    ):
+        refused = await browser.post("/account/code", data=data)
+        assert refused.status_code in (403, 422)
+    assert len(relay.calls) == 2

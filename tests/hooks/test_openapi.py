@@ -77,6 +77,7 @@ def test_website_events_are_the_three_reset_steps(doc: dict[str, Any]) -> None:
         "password_reset.requested",
         "password_reset.verify",
         "password_reset.confirm",
+        "password_reset.redeem_code",
     ]
     headers = {p["name"] for p in doc["paths"]["/hooks/website"]["post"]["parameters"]}
     assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
