@@ -60,6 +60,9 @@ def demo_env(ports: DemoPorts, folder: Path, overrides: Mapping[str, str]) -> di
         "AUTH0_ACTION_SECRET": secrets.token_urlsafe(32),
         # The local range API (devkit.pwned), never the public one: the demo needs no internet.
         "PWNED_PASSWORDS_URL": f"http://{HOST}:{ports.pwned}",
+        # The demo shows the courtesy mail too: the social-only user is told how to sign in.
+        "COURTESY_MAILS": "social",
+        "SIGNIN_URL": f"http://{HOST}:{ports.website}/signin",
         "BRAND_NAME": "Acme",
         "BRAND_COLOR": "#4f46e5",
         "SUPPORT_EMAIL": "support@acme.example",
@@ -70,7 +73,9 @@ def demo_env(ports: DemoPorts, folder: Path, overrides: Mapping[str, str]) -> di
     }
     # Branding and limits may be set from the shell; the wiring above may not.
     for name, value in overrides.items():
-        if name.startswith(("BRAND_", "RATE_LIMIT_", "DEFAULT_LOCALE", "TICKET_TTL")):
+        if name.startswith(
+            ("BRAND_", "RATE_LIMIT_", "DEFAULT_LOCALE", "TICKET_TTL", "COURTESY_", "MAIL_CODES")
+        ):
             env[name] = value
     return env
 
