@@ -18,6 +18,7 @@ from mail.message import addr_spec
 REQUESTED: Final = "password_reset.requested"
 VERIFY: Final = "password_reset.verify"
 CONFIRM: Final = "password_reset.confirm"
+DISPUTE: Final = "password_reset.dispute"
 
 
 class _Model(BaseModel):
@@ -69,6 +70,13 @@ class Confirm(_Model):
     new_password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
+class Dispute(_Model):
+    # 43 characters: base64url of an HMAC-SHA256 without padding. Anything else
+    # cannot be a dispute token and is refused here, naming the field.
+    token: Annotated[str, Field(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+$")]
+    confirm: bool
+
+
 class _RequestedEvent(_Model):
     """A whole `requested` event in one model: the hot path's body is validated in one
     pass of pydantic-core over the bytes, instead of building the envelope's `data` as
@@ -83,6 +91,7 @@ DATA_MODELS: Final[dict[str, type[_Model]]] = {
     REQUESTED: Requested,
     VERIFY: Verify,
     CONFIRM: Confirm,
+    DISPUTE: Dispute,
 }
 
 

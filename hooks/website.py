@@ -114,7 +114,12 @@ async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object
             outcome = await runtime.confirms.verify(data.ticket)
         elif isinstance(data, events.Confirm):
             outcome = await runtime.confirms.confirm(data.ticket, data.new_password)
-        else:  # parse() only returns the three models above
+        elif isinstance(data, events.Dispute):
+            if data.confirm:
+                outcome = await runtime.disputes.confirm(data.token)
+            else:
+                outcome = await runtime.disputes.inspect(data.token)
+        else:  # parse() only returns the four models above
             raise HookError(422, "unknown_event_type", "Event type is not handled.")
     except BaseException:
         with anyio.CancelScope(shield=True):

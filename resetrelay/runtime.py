@@ -29,6 +29,8 @@ from resetrelay.readiness import Readiness
 from resetrelay.reset.auth0_events import Auth0Events
 from resetrelay.reset.bulk import BulkResets
 from resetrelay.reset.confirm import Confirms
+from resetrelay.reset.dispute_links import DisputeLinks, codec_for
+from resetrelay.reset.disputes import Disputes
 from resetrelay.reset.outcomes import Replays
 from resetrelay.reset.requests import Requests
 from resetrelay.reset.tickets import TicketCodec, Tickets
@@ -68,6 +70,7 @@ class Runtime:
     http: httpx.AsyncClient
     requests: Requests
     confirms: Confirms
+    disputes: Disputes
     replays: Replays
     auth0_events: Auth0Events
     courier: Courier
@@ -131,10 +134,14 @@ class Runtime:
         requests = Requests(settings, db, codec, auth0, metrics, now, doorbell.ring)
         confirms = Confirms(settings, db, tickets, live_auth0, metrics, now, doorbell.ring)
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
-        courier = Courier(settings, db, mailer, renderer, http, metrics, now, tickets.link)
+        links = DisputeLinks(codec_for(settings), db, settings.dispute_url)
+        disputes = Disputes(settings, db, links, codec, auth0, metrics, now, doorbell.ring)
+        courier = Courier(
+            settings, db, mailer, renderer, http, metrics, now, tickets.link, links.link
+        )
         bulk_resets = BulkResets(settings, db, codec, bulk_auth0, metrics, now)
         registry = Registry()
-        for service in (requests, confirms, auth0_events, courier, bulk_resets):
+        for service in (requests, confirms, disputes, auth0_events, courier, bulk_resets):
             service.register(registry)
         housekeeping = Housekeeping(
             db, metrics, now, retention=timedelta(days=settings.retention_days)
@@ -161,6 +168,7 @@ class Runtime:
             http=http,
             requests=requests,
             confirms=confirms,
+            disputes=disputes,
             replays=Replays(db, now),
             auth0_events=auth0_events,
             courier=courier,

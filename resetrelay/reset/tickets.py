@@ -44,8 +44,11 @@ class NewTicket:
 
 
 class TicketCodec:
-    def __init__(self, secret_key: str) -> None:
-        self._key = derive(secret_key, "tickets")
+    """`purpose` keys the HMAC: a dispute link's codec (`reset.dispute_links`) uses its
+    own, so a value made for one can never be presented as the other."""
+
+    def __init__(self, secret_key: str, purpose: str = "tickets") -> None:
+        self._key = derive(secret_key, purpose)
 
     def new(self) -> NewTicket:
         ticket_id = secrets.token_urlsafe(32)  # 256 bits
