@@ -118,15 +118,6 @@ STATEMENTS: tuple[tuple[str, Any], ...] = (
         _batch_delete(_tickets, _tickets.c.expires_at < _cutoff, [_tickets.c.expires_at]),
     ),
     (
-        "disputes",
-        _batch_delete(
-            _disputes,
-            (_disputes.c.expires_at < _cutoff)
-            & ((_disputes.c.state != "used") | _disputes.c.lifted_at.is_not(None)),
-            [_disputes.c.expires_at],
-        ),
-    ),
-    (
         "mail_messages",
         _batch_delete(
             _mail,
@@ -134,6 +125,15 @@ STATEMENTS: tuple[tuple[str, Any], ...] = (
             & _mail.c.status.in_(outbox.FINISHED)
             & (_mail.c.ticket_id.is_(None) | ~exists().where(_tickets.c.id == _mail.c.ticket_id)),
             [_mail.c.finished_at],
+        ),
+    ),
+    (
+        "disputes",
+        _batch_delete(
+            _disputes,
+            (_disputes.c.expires_at < _cutoff)
+            & ((_disputes.c.state != "used") | _disputes.c.lifted_at.is_not(None)),
+            [_disputes.c.expires_at],
         ),
     ),
     *(
