@@ -198,6 +198,13 @@ def document() -> dict[str, Any]:
             ),
             _event(events.VERIFY, _model(events.Verify)),
             _event(events.CONFIRM, _model(events.Confirm)),
+            _event(
+                events.DISPUTE,
+                _model(
+                    events.Dispute,
+                    confirm={"description": "false: what the page shows; true: dispute"},
+                ),
+            ),
         ]
     }
     website_200 = {
@@ -228,6 +235,22 @@ def document() -> dict[str, Any]:
                 "required": ["status"],
                 "properties": {"status": {"const": "completed"}},
             },
+            {
+                "type": "object",
+                "description": "dispute, confirm false: the link works",
+                "required": ["valid", "email", "changed_at", "locale"],
+                "properties": {
+                    "valid": {"const": True},
+                    "email": {"type": "string", "description": "masked"},
+                    "changed_at": {"type": "string", "format": "date-time"},
+                    "locale": {"type": "string"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "disputed"}},
+            },
         ]
     }
     count = {"type": "integer", "minimum": 0}
@@ -245,7 +268,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            **_json(website_200, "verify / confirm answer"),
+                            **_json(website_200, "verify / confirm / dispute answer"),
                             "headers": _REPLAYED,
                         },
                         "202": {

@@ -18,6 +18,7 @@ from mail.render import MailRenderer
 __all__ = ["SAMPLE_LINK", "sample_context", "write_previews"]
 
 SAMPLE_LINK = "https://www.example.com/account/reset?ticket=SAMPLE"
+SAMPLE_DISPUTE_LINK = "https://www.example.com/account/dispute?token=SAMPLE"
 SAMPLE_EMAIL = "jane.doe@example.com"
 _SAMPLE_MOMENT = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
 
@@ -25,7 +26,11 @@ _SAMPLE_MOMENT = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
 def sample_context(template: str) -> dict[str, object]:
     """Realistic context for one template, as the outbox would pass it."""
     if template == "changed":
-        return {"email": SAMPLE_EMAIL, "changed_at": _SAMPLE_MOMENT}
+        return {
+            "email": SAMPLE_EMAIL,
+            "changed_at": _SAMPLE_MOMENT,
+            "dispute_link": SAMPLE_DISPUTE_LINK,
+        }
     if template in ("reset", "breached", "blocked"):
         return {"link": SAMPLE_LINK, "expires_minutes": 60, "email": SAMPLE_EMAIL}
     raise ValueError(f"no sample context for mail template {template!r}")
