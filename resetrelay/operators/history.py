@@ -6,8 +6,8 @@ Asked by address or by Auth0 user id, it gathers:
   its ticket);
 - mails: of those tickets, or to those addresses (the "changed" mail has no ticket);
 - follow-ups: the Auth0 jobs a completed reset or a dispute queued (unblock, revoke
-  sessions, mark the address verified, the dispute's block and its lift), as the jobs table holds them: these jobs record
-  nothing else, so their state is the job's;
+  sessions, mark the address verified, the dispute's block and its lift), as the
+  jobs table holds them: these jobs record nothing else, so their state is the job's;
 - inbound events: the website's `password_reset.requested` events (their jobs hold
   the address) and Auth0 log events naming the user. Verify and confirm events
   are stored by id only: they cannot be tied to a person, and are not shown;

@@ -1,4 +1,4 @@
-""""This wasn't me" in a real browser, against `resetrelay demo` as `make run` runs it.
+""" "This wasn't me" in a real browser, against `resetrelay demo` as `make run` runs it.
 
 A reset completed through the website → the "password changed" mail's dispute link
 → the dispute page shows what changed → "Secure my account" → the account is locked:
@@ -64,9 +64,11 @@ def test_dispute_story(demo: Demo, page: Page, shots: Shots) -> None:
 
     # 4. A fresh reset mail, with a new link, so the owner can take the account back.
     fresh = demo.wait_for_mail(
-        lambda m: m["id"] != first["id"]
-        and DEMO_EMAIL in m["to"]
-        and any(RESET_LINK in u for u in m["links"]),
+        lambda m: (
+            m["id"] != first["id"]
+            and DEMO_EMAIL in m["to"]
+            and any(RESET_LINK in u for u in m["links"])
+        ),
         "fresh reset mail",
     )
     assert next(u for u in fresh["links"] if RESET_LINK in u) not in first["links"]
