@@ -50,6 +50,7 @@ def demo_env(ports: DemoPorts, folder: Path, overrides: Mapping[str, str]) -> di
         "WEBHOOK_SECRET": new_secret(),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "RESET_URL": f"http://{HOST}:{ports.website}/account/reset?ticket={{ticket}}",
+        "DISPUTE_URL": f"http://{HOST}:{ports.website}/account/dispute?token={{token}}",
         "MAIL_FROM": "Acme Accounts <no-reply@acme.example>",
         "SMTP_URL": f"smtp://{HOST}:{ports.smtp}",
         "AUTH0_DOMAIN": "auth0.emulator.local",

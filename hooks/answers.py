@@ -17,6 +17,10 @@ from resetrelay.reset.outcomes import (
     Answer,
     CodeRedeemed,
     Completed,
+    DisputeClosed,
+    Disputed,
+    DisputeInvalid,
+    DisputeOpen,
     Misconfigured,
     Outcome,
     PasswordRejected,
@@ -32,6 +36,11 @@ _INVALID_MESSAGES = {
     "used": "This reset link has already been used.",
     "revoked": "This reset link is no longer valid. Use the newest link you received.",
     "unknown": "This reset link is not valid.",
+}
+_DISPUTE_MESSAGES = {
+    "expired": "This link has expired. Write to support if the change was not yours.",
+    "used": "This link has already been used: the account is secured.",
+    "unknown": "This link is not valid.",
 }
 REPLAYED = {"idempotent-replayed": "true"}
 MISCONFIGURED_RETRY_AFTER = 300  # seconds
@@ -135,5 +144,22 @@ def render(outcome: Outcome) -> Rendered:
             return Rendered(
                 _error(503, "service_misconfigured", message, reason=reason),
                 {"retry-after": str(MISCONFIGURED_RETRY_AFTER)},
+            )
+        case DisputeOpen(email=email, changed_at=changed_at, locale=locale):
+            body = {
+                "valid": True,
+                "email": email,
+                "changed_at": changed_at.isoformat().replace("+00:00", "Z"),
+                "locale": locale,
+            }
+            return Rendered(Answer(200, _json(body)))
+        case DisputeClosed(reason=reason):
+            return Rendered(Answer(200, _json({"valid": False, "reason": reason})))
+        case Disputed():
+            return Rendered(Answer(200, _json({"status": "disputed"})))
+        case DisputeInvalid(reason=reason):
+            # 410 as a spent or dead reset link (`ticket_invalid`): the same shape.
+            return Rendered(
+                _error(410, "dispute_invalid", _DISPUTE_MESSAGES[reason], reason=reason)
             )
     raise TypeError(f"no answer for {outcome!r}")  # every Outcome is matched above

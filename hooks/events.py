@@ -20,6 +20,7 @@ REQUESTED: Final = "password_reset.requested"
 VERIFY: Final = "password_reset.verify"
 CONFIRM: Final = "password_reset.confirm"
 REDEEM_CODE: Final = "password_reset.redeem_code"
+DISPUTE: Final = "password_reset.dispute"
 
 
 class _Model(BaseModel):
@@ -92,6 +93,13 @@ class RedeemCode(_Model):
         return code
 
 
+class Dispute(_Model):
+    # 43 characters: base64url of an HMAC-SHA256 without padding. Anything else
+    # cannot be a dispute token and is refused here, naming the field.
+    token: Annotated[str, Field(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+$")]
+    confirm: bool
+
+
 class _RequestedEvent(_Model):
     """A whole `requested` event in one model: the hot path's body is validated in one
     pass of pydantic-core over the bytes, instead of building the envelope's `data` as
@@ -107,6 +115,7 @@ DATA_MODELS: Final[dict[str, type[_Model]]] = {
     VERIFY: Verify,
     CONFIRM: Confirm,
     REDEEM_CODE: RedeemCode,
+    DISPUTE: Dispute,
 }
 
 

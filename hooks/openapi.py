@@ -212,6 +212,13 @@ def document() -> dict[str, Any]:
                     code={"description": "The mail's 8-character code; dash, case, spaces free"},
                 ),
             ),
+            _event(
+                events.DISPUTE,
+                _model(
+                    events.Dispute,
+                    confirm={"description": "false: what the page shows; true: dispute"},
+                ),
+            ),
         ]
     }
     website_200 = {
@@ -247,6 +254,22 @@ def document() -> dict[str, Any]:
                 "required": ["status"],
                 "properties": {"status": {"const": "completed"}},
             },
+            {
+                "type": "object",
+                "description": "dispute, confirm false: the link works",
+                "required": ["valid", "email", "changed_at", "locale"],
+                "properties": {
+                    "valid": {"const": True},
+                    "email": {"type": "string", "description": "masked"},
+                    "changed_at": {"type": "string", "format": "date-time"},
+                    "locale": {"type": "string"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "disputed"}},
+            },
         ]
     }
     count = {"type": "integer", "minimum": 0}
@@ -264,7 +287,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            **_json(website_200, "verify / confirm / redeem_code answer"),
+                            **_json(website_200, "verify / confirm / redeem_code / dispute answer"),
                             "headers": _REPLAYED,
                         },
                         "202": {

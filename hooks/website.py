@@ -116,6 +116,11 @@ async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object
             outcome = await runtime.confirms.confirm(data.ticket, data.new_password)
         elif isinstance(data, events.RedeemCode):
             outcome = await runtime.codes.redeem(data.email, data.code)
+        elif isinstance(data, events.Dispute):
+            if data.confirm:
+                outcome = await runtime.disputes.confirm(data.token)
+            else:
+                outcome = await runtime.disputes.inspect(data.token)
         else:  # parse() only returns the four models above
             raise HookError(422, "unknown_event_type", "Event type is not handled.")
     except BaseException:

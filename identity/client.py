@@ -302,6 +302,15 @@ class Auth0Client:
         if response.status_code != 200:
             raise self._unexpected(response)
 
+    async def set_blocked(self, user_id: str, blocked: bool) -> None:
+        """PATCH the user's `blocked` attribute: while true, Auth0 refuses every sign-in.
+        Not the brute-force blocks `unblock` lifts: those are per identifier and IP."""
+        response = await self._request("PATCH", self._user_path(user_id), json={"blocked": blocked})
+        if response.status_code == 404:
+            raise UserNotFound(user_id)
+        if response.status_code != 200:
+            raise self._unexpected(response)
+
     async def unblock(self, user_id: str) -> None:
         """Lift brute-force blocks of every identifier of the user."""
         response = await self._request("DELETE", f"/api/v2/user-blocks/{quote(user_id, safe='')}")

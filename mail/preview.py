@@ -20,6 +20,7 @@ __all__ = ["SAMPLE_CODE", "SAMPLE_LINK", "SAMPLE_SIGNIN_URL", "sample_context", 
 SAMPLE_LINK = "https://www.example.com/account/reset?ticket=SAMPLE"
 SAMPLE_CODE = "K7QM-3XPA"  # a code of the mails' alphabet (reset.codes), shown as they show it
 SAMPLE_SIGNIN_URL = "https://www.example.com/signin"
+SAMPLE_DISPUTE_LINK = "https://www.example.com/account/dispute?token=SAMPLE"
 SAMPLE_EMAIL = "jane.doe@example.com"
 _SAMPLE_MOMENT = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
 
@@ -27,7 +28,11 @@ _SAMPLE_MOMENT = datetime(2025, 1, 15, 9, 30, tzinfo=UTC)
 def sample_context(template: str) -> dict[str, object]:
     """Realistic context for one template, as the outbox would pass it."""
     if template == "changed":
-        return {"email": SAMPLE_EMAIL, "changed_at": _SAMPLE_MOMENT}
+        return {
+            "email": SAMPLE_EMAIL,
+            "changed_at": _SAMPLE_MOMENT,
+            "dispute_link": SAMPLE_DISPUTE_LINK,
+        }
     if template in ("reset", "breached", "blocked"):
         return {
             "link": SAMPLE_LINK,

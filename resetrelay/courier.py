@@ -168,6 +168,8 @@ class Courier:
     now: Callable[[], datetime]
     link: Callable[[str], str]  # ticket id -> the link in its mail
     code: Callable[[str], str] | None = None  # ticket id -> the one-time code in its mail
+    # dispute id -> the "Wasn't you?" link of a "changed" mail (reset.dispute_links)
+    dispute_link: Callable[[str], str] | None = None
 
     def register(self, registry: Registry) -> None:
         backoff = max(0.01, self.settings.mail_retry_initial_seconds)
@@ -248,6 +250,10 @@ class Courier:
             context["expires_minutes"] = max(
                 1, round((ticket.expires_at - now).total_seconds() / 60)
             )
+        dispute_id = context.pop("dispute_id", None)
+        if isinstance(dispute_id, str) and self.dispute_link is not None:
+            # As a ticket's link: derived here, from the id, only in memory and the mail.
+            context["dispute_link"] = self.dispute_link(dispute_id)
         context.setdefault("email", row.recipient)
         try:
             try:

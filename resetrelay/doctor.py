@@ -721,7 +721,17 @@ def _optional_routes(settings: Settings) -> list[Row]:
         else "AUTH0_ACTION_SECRET not set (route answers 404): a password changed outside "
         "resetrelay leaves open links to the log stream (or to expiry)"
     )
-    return [_ok("log stream", stream, info=True), _ok("Auth0 Action", action, info=True)]
+    dispute = (
+        'DISPUTE_URL set: the "password changed" mail carries a "Wasn\'t you?" link'
+        if settings.dispute_url
+        else 'DISPUTE_URL not set: the "password changed" mail has no "Wasn\'t you?" '
+        "link, so whoever did not make the change can only write to support"
+    )
+    return [
+        _ok("log stream", stream, info=True),
+        _ok("Auth0 Action", action, info=True),
+        _ok("dispute link", dispute, info=True),
+    ]
 
 
 # -- all of it ---------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from resetrelay.reset.auth0_events import Auth0Events
 from resetrelay.reset.bulk import BulkResets
 from resetrelay.reset.codes import Codes
 from resetrelay.reset.confirm import Confirms
+from resetrelay.reset.dispute_links import DisputeLinks, codec_for
+from resetrelay.reset.disputes import Disputes
 from resetrelay.reset.outcomes import Replays
 from resetrelay.reset.requests import Requests
 from resetrelay.reset.tickets import TicketCodec, Tickets
@@ -72,6 +74,7 @@ class Runtime:
     requests: Requests
     confirms: Confirms
     codes: Codes
+    disputes: Disputes
     replays: Replays
     auth0_events: Auth0Events
     courier: Courier
@@ -148,12 +151,23 @@ class Runtime:
         )
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
         codes = Codes(settings, db, tickets, confirms, metrics, now)
+        links = DisputeLinks(codec_for(settings), db, settings.dispute_url)
+        disputes = Disputes(settings, db, links, codec, auth0, metrics, now, doorbell.ring)
         courier = Courier(
-            settings, db, mailer, renderer, http, metrics, now, tickets.link, codes.codec.shown
+            settings,
+            db,
+            mailer,
+            renderer,
+            http,
+            metrics,
+            now,
+            tickets.link,
+            code=codes.codec.shown,
+            dispute_link=links.link,
         )
         bulk_resets = BulkResets(settings, db, codec, bulk_auth0, metrics, now)
         registry = Registry()
-        for service in (requests, confirms, auth0_events, courier, bulk_resets):
+        for service in (requests, confirms, disputes, auth0_events, courier, bulk_resets):
             service.register(registry)
         housekeeping = Housekeeping(
             db, metrics, now, retention=timedelta(days=settings.retention_days)
@@ -182,6 +196,7 @@ class Runtime:
             requests=requests,
             confirms=confirms,
             codes=codes,
+            disputes=disputes,
             replays=Replays(db, now),
             auth0_events=auth0_events,
             courier=courier,

@@ -275,6 +275,13 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         example="https://www.example.com/account/reset?ticket={ticket}",
     ),
     _v(
+        "DISPUTE_URL",
+        "The dispute page on your website, with `{token}` where the token goes: the "
+        '"Wasn\'t you?" link of the "password changed" mail. Unset: that mail has no '
+        "such link (`resetrelay check` says so). Built from this only, never from a request.",
+        example="https://www.example.com/account/dispute?token={token}",
+    ),
+    _v(
         "MAIL_FROM",
         "The sender of every mail.",
         WEB,
@@ -344,6 +351,11 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     _v("HOST", "Listen address.", default="127.0.0.1 (0.0.0.0 when PORT is set)"),
     _v("WEBHOOK_TOLERANCE_SECONDS", "Accepted clock skew of `webhook-timestamp`.", default="300"),
     _v("TICKET_TTL_SECONDS", "Lifetime of a reset link, at least 60.", default="3600"),
+    _v(
+        "DISPUTE_TTL_SECONDS",
+        'Lifetime of the "Wasn\'t you?" link in a "password changed" mail, at least 3600.',
+        default="604800",
+    ),
     _v(
         "BRAND_LOGO_URL",
         "An http(s) URL of the logo in every mail.",
@@ -522,6 +534,8 @@ class Settings:
     port: int = 8000
     webhook_tolerance_seconds: int = 300
     ticket_ttl_seconds: int = 3600
+    dispute_url: str = ""
+    dispute_ttl_seconds: int = 604800
     brand_name: str = ""
     brand_logo_url: str = ""
     brand_color: str = "#2f5bea"
@@ -621,6 +635,14 @@ class Settings:
             parts.scheme not in ("https", "http") or not parts.netloc or "{ticket}" not in reset_url
         ):
             problems.append("RESET_URL must be an http(s) URL containing {ticket}")
+        dispute_url = get("DISPUTE_URL")
+        dispute_parts = urlsplit(dispute_url)
+        if dispute_url and (
+            dispute_parts.scheme not in ("https", "http")
+            or not dispute_parts.netloc
+            or "{token}" not in dispute_url
+        ):
+            problems.append("DISPUTE_URL must be an http(s) URL containing {token}")
         auth0_domain = get("AUTH0_DOMAIN")
         auth0_base_url = get("AUTH0_BASE_URL") or (
             f"https://{auth0_domain}" if auth0_domain else ""
@@ -656,6 +678,10 @@ class Settings:
                 "WEBHOOK_TOLERANCE_SECONDS", get("WEBHOOK_TOLERANCE_SECONDS", "300"), 1
             ),
             ticket_ttl_seconds=whole("TICKET_TTL_SECONDS", get("TICKET_TTL_SECONDS", "3600"), 60),
+            dispute_url=dispute_url,
+            dispute_ttl_seconds=whole(
+                "DISPUTE_TTL_SECONDS", get("DISPUTE_TTL_SECONDS", "604800"), 3600
+            ),
             brand_name=get("BRAND_NAME"),
             brand_logo_url=get("BRAND_LOGO_URL"),
             brand_color=parse("BRAND_COLOR", get("BRAND_COLOR", "#2f5bea"), _colour, "#2f5bea"),

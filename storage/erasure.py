@@ -200,6 +200,8 @@ class Holder:
 # searched (a Ref names a table searched before it).
 HOLDERS: tuple[Holder, ...] = (
     Holder("tickets", (Address("email"), UserId("user_id"))),
+    # A "Wasn't you?" link holds the address and user of the "password changed" mail.
+    Holder("disputes", (Address("email"), UserId("user_id"))),
     Holder(
         "mail_messages",
         (

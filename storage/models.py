@@ -275,3 +275,29 @@ class BulkRow(SQLModel, table=True):
     reason: str | None = Field(sa_column=Column(String(200), nullable=True))
     user_id: str | None = Field(sa_column=Column(String(255), nullable=True))
     updated_at: datetime = _ts()
+
+
+class Dispute(SQLModel, table=True):
+    """A "Wasn't you?" link of a "password changed" mail. As with tickets, the database
+    holds the id and a hash; the token is an HMAC of the id under SECRET_KEY
+    (resetrelay.reset.disputes). `lifted_at`: when the fresh reset after a confirmed
+    dispute queued the PATCH that lifts the dispute's block."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        Index("ix_disputes_user_state", "user_id", "state"),
+        Index("ix_disputes_expires_at", "expires_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    lookup_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    user_id: str = Field(sa_column=Column(String(255), nullable=False))
+    email: str = Field(sa_column=Column(String(320), nullable=False))
+    connection: str = Field(sa_column=Column(String(128), nullable=False))
+    locale: str = Field(sa_column=Column(String(16), nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    changed_at: datetime = _ts()
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    lifted_at: datetime | None = _ts(nullable=True)

@@ -3,6 +3,10 @@
     tickets         expires_at  < cutoff   every ticket, open, used or revoked: until
                                            it would expire, its row is what makes its
                                            link answer `used`/`revoked`, not `unknown`
+    disputes        expires_at  < cutoff   as tickets; except a confirmed dispute whose
+                    and not awaiting a lift  block is not lifted yet (`lifted_at` unset):
+                                           its row is what makes the owner's next
+                                           completed reset lift that block
     mail_messages   finished_at < cutoff   sent, dead or expired, and its ticket's row
                                            gone (a ticket's mail outlives its ticket)
     jobs            run_after   < cutoff   done or dead; a finished job's `run_after`
@@ -40,10 +44,11 @@ from sqlalchemy import Connection, Table, bindparam, delete, exists, func, selec
 from sqlalchemy.sql.elements import BindParameter
 
 from storage import jobs, outbox
-from storage.models import BulkRow, BulkRun, FunnelDay, Job, MailMessage, Ticket
+from storage.models import BulkRow, BulkRun, Dispute, FunnelDay, Job, MailMessage, Ticket
 from storage.sql import table
 
 _tickets, _mail, _jobs = table(Ticket), table(MailMessage), table(Job)
+_disputes = table(Dispute)
 _runs, _rows, _funnel = table(BulkRun), table(BulkRow), table(FunnelDay)
 _lines = _rows.alias("lines")  # bulk_rows again, inside a pick from bulk_rows
 
@@ -120,6 +125,15 @@ STATEMENTS: tuple[tuple[str, Any], ...] = (
             & _mail.c.status.in_(outbox.FINISHED)
             & (_mail.c.ticket_id.is_(None) | ~exists().where(_tickets.c.id == _mail.c.ticket_id)),
             [_mail.c.finished_at],
+        ),
+    ),
+    (
+        "disputes",
+        _batch_delete(
+            _disputes,
+            (_disputes.c.expires_at < _cutoff)
+            & ((_disputes.c.state != "used") | _disputes.c.lifted_at.is_not(None)),
+            [_disputes.c.expires_at],
         ),
     ),
     *(

@@ -107,6 +107,12 @@ simplifies on purpose):
   blocked answer (429 `too_many_attempts`) and wrong-password answer (403
   `invalid_grant`) follow the Authentication API's docs, but the wording is not
   confirmed.
+- A user's `blocked` attribute (PATCH `{"blocked": true}`) refuses the password
+  grant with 401 `unauthorized` / "user is blocked" once the password is right (a
+  wrong password still answers 403 and counts toward brute force); the status and
+  wording follow what Auth0 is reported to answer, unconfirmed in its docs. It is
+  independent of brute-force blocks: DELETE `user-blocks` does not lift it, and a
+  password change does not either (only PATCH `blocked: false`).
 - Users carry a subset of Auth0's user fields; a changed email's `email_verified`
   becomes false unless the PATCH sets it (the stricter reading; undocumented).
 - Only the endpoints resetrelay and `resetrelay check` use exist; any other path

@@ -162,6 +162,17 @@ async def patch_user(request: Request, state: EmulatorState, body: Any) -> Respo
         ]
     if "email_verified" in body:
         target.email_verified = bool(body["email_verified"])
+    if "blocked" in body:
+        if not isinstance(body["blocked"], bool):
+            return api_error(
+                400,
+                "Payload validation error: 'Expected type boolean but found type "
+                f"{type(body['blocked']).__name__}' on property blocked.",
+                "invalid_body",
+            )
+        # The user attribute: no sign-in at all while true. Brute-force blocks
+        # (`user-blocks`) are separate and stay as they are.
+        target.admin_blocked = body["blocked"]
     _merge_metadata(target, body)
     target.updated_at = state.now_iso()
     return JSONResponse(target.public(), background=BackgroundTask(state.logs.deliver, events))

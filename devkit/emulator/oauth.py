@@ -81,6 +81,13 @@ def _sign_in(state: EmulatorState, fields: dict[str, Any], ip: str) -> Response:
         return _oauth_error(401, "access_denied", "Unauthorized")
     email = str(fields.get("username", "")).strip().lower()
     user = next((u for u in state.users_with_email(email) if u.password_hash), None)
+    if (
+        user is not None
+        and user.admin_blocked
+        and check_password(str(fields.get("password", "")), user.password_hash or "")
+    ):
+        # PATCH `blocked: true`: refused even with the right password.
+        return _oauth_error(401, "unauthorized", "user is blocked")
     if user is not None and ip in user.blocked_ips:
         return JSONResponse(BLOCKED, 429)  # blocked from this IP only
     if user is None or not check_password(

@@ -77,6 +77,9 @@ class EmulatedUser:
     last_password_reset: str | None = None
     updated_at: str = ""
     app_metadata: dict[str, Any] = field(default_factory=dict)
+    # The user's `blocked` attribute (PATCH `{"blocked": true}`): an administrator's
+    # block on every sign-in, apart from the brute-force blocks above.
+    admin_blocked: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -131,6 +134,8 @@ class EmulatedUser:
             body["locale"] = self.locale  # social providers put it at the top
         if self.last_password_reset:
             body["last_password_reset"] = self.last_password_reset
+        if self.admin_blocked:
+            body["blocked"] = True  # Auth0 shows the attribute once it is set
         return body
 
     def inspect(self) -> dict[str, Any]:
@@ -139,6 +144,7 @@ class EmulatedUser:
             **self.public(),
             "blocked": self.blocked,
             "blocked_ips": list(self.blocked_ips),
+            "admin_blocked": self.admin_blocked,
             "failed_logins": sum(self.failed_logins.values()),
             "password_changed": self.password_changed,
             "sessions_revoked": self.sessions_revoked,

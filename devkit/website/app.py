@@ -7,6 +7,8 @@ Auth0. They talk through one signed endpoint, `POST {resetrelay}/hooks/website`:
     GET  /account/reset    -> password_reset.verify      (does not use the ticket up)
     POST /account/reset    -> password_reset.confirm     (sets the password in Auth0)
     POST /account/code     -> password_reset.redeem_code (the mail's code, on any device)
+    GET  /account/dispute  -> password_reset.dispute, confirm false (what changed)
+    POST /account/dispute  -> password_reset.dispute, confirm true  (lock the account)
 
 What to copy: `sign_webhook` (the whole signing scheme, stdlib only), `ResetRelay`
 (one POST per event, a fresh webhook-id each time), the ticket handling in
@@ -47,6 +49,7 @@ log = logging.getLogger("devkit.website")
 
 HERE: Final = Path(__file__).parent
 RESET_PATH: Final = "/account/reset"
+DISPUTE_PATH: Final = "/account/dispute"
 TICKET_COOKIE: Final = "reset_ticket"
 TICKET_COOKIE_SECONDS: Final = 15 * 60
 CSRF_COOKIE: Final = "csrftoken"
@@ -54,6 +57,7 @@ CSRF_FIELD: Final = "csrf_token"
 
 _TICKET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")  # URL-safe; anything else is not a ticket
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{32,64}")
+_DISPUTE_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _EMAIL: Final = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 _LANGUAGE: Final = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 REASONS: Final = frozenset({"expired", "used", "revoked", "unknown", "missing"})
@@ -418,6 +422,40 @@ class Website:
         log.error("resetrelay answered %s %s", answer.status, answer.error)
         return self.page(request, "error.html", 502)
 
+    # Dispute: the "Wasn't you?" link from the "password changed" mail.
+
+    async def dispute_page(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        if not _DISPUTE_TOKEN.fullmatch(token):
+            return self.dispute_invalid(request, "unknown", 400)
+        # confirm false only reads: a mail scanner opening the link locks nothing.
+        answer = await self.relay.send("password_reset.dispute", {"token": token, "confirm": False})
+        if answer.status == 200 and answer.body.get("valid") is True:
+            changed_at = str(answer.body.get("changed_at", ""))
+            return self.page(
+                request, "dispute.html", token=token, email=str(answer.body.get("email", "")),
+                changed_at=changed_at, changed_when=_when(changed_at),
+            )  # fmt: skip
+        if answer.status == 200:
+            return self.dispute_invalid(request, str(answer.body.get("reason", "unknown")))
+        return self.failed(request, answer)
+
+    async def dispute(self, request: Request) -> Response:
+        form = await self.form(request)
+        token = _field(form, "token")
+        if not _DISPUTE_TOKEN.fullmatch(token):
+            return self.dispute_invalid(request, "unknown", 400)
+        answer = await self.relay.send("password_reset.dispute", {"token": token, "confirm": True})
+        if answer.status == 200 and answer.body.get("status") == "disputed":
+            return self.page(request, "dispute_done.html")
+        if answer.status == 410:
+            return self.dispute_invalid(request, str(answer.body.get("reason", "unknown")), 410)
+        return self.failed(request, answer)
+
+    def dispute_invalid(self, request: Request, reason: str, status: int = 200) -> Response:
+        reason = reason if reason in ("expired", "used") else "unknown"
+        return self.page(request, "dispute_invalid.html", status, reason=reason)
+
     async def csrf_failed(self, request: Request, exc: Exception) -> Response:
         return self.page(request, "error.html", 403, csrf=True)
 
@@ -468,6 +506,8 @@ def create_website(
             Route(RESET_PATH, site.reset, methods=["POST"]),
             Route("/account/code", site.code_page, methods=["GET"]),
             Route("/account/code", site.code, methods=["POST"]),
+            Route(DISPUTE_PATH, site.dispute_page, methods=["GET"]),
+            Route(DISPUTE_PATH, site.dispute, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
@@ -503,6 +543,15 @@ def _first_language(header: str) -> str:
     """`de-CH,de;q=0.9,en;q=0.8` -> `de-CH`; resetrelay falls back from there."""
     tag = header.split(",", 1)[0].split(";", 1)[0].strip()
     return tag if len(tag) <= 35 and _LANGUAGE.fullmatch(tag) else ""
+
+
+def _when(iso: str) -> str:
+    """`2026-12-01T22:31:06Z` -> `1 December 2026, 22:31 UTC`; as given if unreadable."""
+    try:
+        at = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return iso
+    return f"{at.day} {at:%B %Y, %H:%M} UTC"
 
 
 def _https(request: Request) -> bool:

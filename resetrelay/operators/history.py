@@ -5,9 +5,9 @@ Asked by address or by Auth0 user id, it gathers:
   value or hash (a short `ref`, the first characters of its id, ties a mail to
   its ticket);
 - mails: of those tickets, or to those addresses (the "changed" mail has no ticket);
-- follow-ups: the Auth0 jobs a completed reset queued (unblock, revoke sessions,
-  mark the address verified), as the jobs table holds them: these jobs record
-  nothing else, so their state is the job's;
+- follow-ups: the Auth0 jobs a completed reset or a dispute queued (unblock, revoke
+  sessions, mark the address verified, the dispute's block and its lift), as the
+  jobs table holds them: these jobs record nothing else, so their state is the job's;
 - inbound events: the website's `password_reset.requested` events (their jobs hold
   the address) and Auth0 log events naming the user. Verify and confirm events
   are stored by id only: they cannot be tied to a person, and are not shown;
@@ -26,7 +26,13 @@ from typing import Any
 from resetrelay.audit import Subjects
 from resetrelay.operators.table import iso, render
 from resetrelay.reset.auth0_events import LOG_EVENT
-from resetrelay.reset.confirm import MARK_EMAIL_VERIFIED, REVOKE_SESSIONS, UNBLOCK
+from resetrelay.reset.confirm import (
+    LIFT_DISPUTE_BLOCK,
+    MARK_EMAIL_VERIFIED,
+    REVOKE_SESSIONS,
+    UNBLOCK,
+)
+from resetrelay.reset.disputes import BLOCK
 from resetrelay.reset.requests import REQUESTED
 from storage import audit, jobs, outbox, tickets
 from storage.audit import ActionRow
@@ -39,6 +45,8 @@ FOLLOW_UPS = {
     UNBLOCK.name: "unblock",
     REVOKE_SESSIONS.name: "revoke sessions",
     MARK_EMAIL_VERIFIED.name: "mark email verified",
+    BLOCK.name: "block (disputed)",
+    LIFT_DISPUTE_BLOCK.name: "lift dispute block",
 }
 INBOUND = {REQUESTED.name: "website", LOG_EVENT.name: "auth0"}
 REF = 8  # characters of a ticket id that name it in the output

@@ -56,6 +56,7 @@ from resetrelay.jobs.kinds import Kind, Registry, enqueue
 from resetrelay.jobs.run import JobRun, Retry
 from resetrelay.logs import mask_email
 from resetrelay.metrics import Metrics
+from resetrelay.reset.dispute_links import codec_for, open_link
 from resetrelay.reset.outcomes import (
     Completed,
     Misconfigured,
@@ -73,7 +74,7 @@ from resetrelay.reset.upstream import follow_up, retry_for
 from resetrelay.reset.wording import Wording
 from resetrelay.settings import Settings
 from resetrelay.tenant import TenantFindings
-from storage import tickets
+from storage import disputes, tickets
 from storage.database import Database
 from storage.tickets import TicketRow
 
@@ -136,6 +137,8 @@ UNBLOCK = Kind("auth0.unblock", ForUser, max_attempts=12)
 REVOKE_SESSIONS = Kind("auth0.revoke_sessions", ForUser, max_attempts=12)
 MARK_EMAIL_VERIFIED = Kind("auth0.mark_email_verified", ForAddress, max_attempts=12)
 FORGET_BROWSERS = Kind("auth0.invalidate_remember_browser", ForUser, max_attempts=12)
+# PATCH `blocked: false`: lifts the block a confirmed dispute set (reset.disputes).
+LIFT_DISPUTE_BLOCK = Kind("auth0.lift_dispute_block", ForUser, max_attempts=12)
 
 
 def same_address(a: str, b: str) -> bool:
@@ -177,6 +180,11 @@ async def after_reset(
     # Auth0 documents that a block lifts on a password change but not whether a
     # Management API PATCH counts: lift it explicitly (also for non-"blocked" tickets).
     await enqueue(conn, UNBLOCK, user, now=now)
+    if await disputes.lift_pending(conn, row.user_id, now=now):
+        # The owner took the account back after a "This wasn't me": the user-level
+        # block of that dispute is ours to lift. Only then: a block an administrator
+        # set is not ours, and a reset does not lift it.
+        await enqueue(conn, LIFT_DISPUTE_BLOCK, user, now=now)
     if settings.revoke_sessions != "off":
         await enqueue(conn, REVOKE_SESSIONS, user, now=now)
         # A browser MFA remembers would let whoever holds the old password skip the
@@ -191,12 +199,27 @@ async def after_reset(
         # The address changed at Auth0 while the reset ran: tell both owners.
         recipients.append(current_email)
     for recipient in recipients:
+        context: dict[str, Any] = {"changed_at": now.isoformat()}
+        if settings.dispute_url:
+            # Each notice gets its own "Wasn't you?" link; the outbox keeps its id
+            # only, and the courier derives the link when it sends.
+            context["dispute_id"] = await open_link(
+                conn,
+                codec_for(settings),
+                settings,
+                user_id=row.user_id,
+                email=recipient,
+                connection=row.connection,
+                locale=row.locale,
+                changed_at=now,
+                now=now,
+            )
         await courier.queue(
             conn,
             template="changed",
             recipient=recipient,
             locale=row.locale,
-            context={"changed_at": now.isoformat()},
+            context=context,
             message_id=courier.new_message_id(settings.mail_from),
             now=now,
         )
@@ -250,6 +273,7 @@ class Confirms:
         registry.add(REVOKE_SESSIONS, self.revoke_sessions)
         registry.add(MARK_EMAIL_VERIFIED, self.mark_email_verified)
         registry.add(FORGET_BROWSERS, self.forget_remembered_browsers)
+        registry.add(LIFT_DISPUTE_BLOCK, self.lift_dispute_block)
 
     # -- verify ---------------------------------------------------------------------
 
@@ -619,6 +643,21 @@ class Confirms:
             await follow_up("unblock", self.auth0.unblock(user.user_id))
         except InsufficientScope as exc:
             await self.tenant.missing_scope(exc, consequence="brute-force blocks stay after resets")
+
+    async def lift_dispute_block(self, run: JobRun, user: ForUser) -> None:
+        """PATCH `blocked: false` after the owner of a disputed account reset it."""
+        try:
+            await self.auth0.set_blocked(user.user_id, False)
+        except UserNotFound:
+            return
+        except InsufficientScope as exc:
+            await self.tenant.missing_scope(
+                exc, consequence="a disputed account stays blocked after its owner's reset"
+            )
+            return
+        except IdentityError as exc:
+            raise retry_for(exc) from exc
+        log.info("dispute block lifted after a completed reset")
 
     async def mark_email_verified(self, run: JobRun, target: ForAddress) -> None:
         """Mark the address verified, only if it is still the one the link went to."""

@@ -14,9 +14,13 @@
      │                                    said no (checked here, or by Auth0), or known
      │                                    breaches hold the password; the link still works
      ├── UpstreamDown(retry_after)        confirm: Auth0 did not answer; the link still works
-     └── Misconfigured(reason)            confirm: Auth0 refused for a fault of the setup (a
-                                          missing scope, a disabled connection): the
-                                          operator's to fix; the link still works
+     ├── Misconfigured(reason)            confirm: Auth0 refused for a fault of the setup (a
+     │                                    missing scope, a disabled connection): the
+     │                                    operator's to fix; the link still works
+     ├── DisputeOpen(email, changed_at, locale)  dispute, confirm false: what the page shows
+     ├── DisputeClosed(reason)            dispute, confirm false: the link does not work
+     ├── Disputed                         dispute, confirm true: the account is secured
+     └── DisputeInvalid(reason)           dispute, confirm true: the link does not work
 
 `final` says whether the outcome settles the event: a final answer is kept
 and given again to a redelivery of the same `webhook-id`; a transient one
@@ -41,6 +45,7 @@ from storage import inbound, intake
 from storage.database import Database
 
 Reason = Literal["expired", "used", "revoked", "unknown"]
+DisputeReason = Literal["expired", "used", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,31 @@ class Misconfigured:
     final: ClassVar[bool] = False
 
 
+@dataclass(frozen=True)
+class DisputeOpen:
+    email: str  # masked
+    changed_at: datetime
+    locale: str
+    final: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class DisputeClosed:
+    reason: DisputeReason
+    final: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Disputed:
+    final: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class DisputeInvalid:
+    reason: DisputeReason
+    final: ClassVar[bool] = True
+
+
 Outcome = (
     Accepted
     | TicketOpen
@@ -132,6 +162,10 @@ Outcome = (
     | PasswordRejected
     | UpstreamDown
     | Misconfigured
+    | DisputeOpen
+    | DisputeClosed
+    | Disputed
+    | DisputeInvalid
 )
 
 

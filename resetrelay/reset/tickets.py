@@ -44,11 +44,14 @@ class NewTicket:
 
 
 class TicketCodec:
-    def __init__(self, secret_key: str) -> None:
-        self._key = derive(secret_key, "tickets")
+    """`purpose` keys the HMAC: a dispute link's codec (`reset.dispute_links`) uses its
+    own, so a value made for one can never be presented as the other."""
+
+    def __init__(self, secret_key: str, purpose: str = "tickets") -> None:
+        self._key = derive(secret_key, purpose)
         # The ticket a redeemed mail code stands for (reset.codes): the same id, its
         # own key, so it is a second value that neither reveals nor equals the link's.
-        self._redeemed_key = derive(secret_key, "tickets.redeemed")
+        self._redeemed_key = derive(secret_key, f"{purpose}.redeemed")
 
     def new(self) -> NewTicket:
         ticket_id = secrets.token_urlsafe(32)  # 256 bits

@@ -166,3 +166,36 @@ async def test_revocation_takes_effect_after_the_answer(tenant: Any, fake_time: 
     seen = t.state.inspect_user("auth0|jane")
     assert (seen["sessions_revoked"], seen["revocations_pending"]) == (1, 0)
     assert seen["refresh_tokens"] == 1  # sessions only
+
+
+async def test_patch_blocked_refuses_every_sign_in_until_lifted(tenant: Any) -> None:
+    """The user attribute `blocked`: not a brute-force block (user-blocks leaves it),
+    shown on the user, and only a PATCH `blocked: false` lifts it."""
+    t = await tenant()
+    auth = await bearer(t.http)
+    grant = {
+        "grant_type": "password",
+        "username": "jane@example.com",
+        "password": "Old-Passw0rd!",
+        "client_id": "emulator-client",
+    }
+    assert (await t.http.post("/oauth/token", data=grant)).status_code == 200
+
+    bad = await t.http.patch(JANE, json={"blocked": "yes"}, headers=auth)
+    assert bad.status_code == 400 and "blocked" in bad.json()["message"]
+    blocked = await t.http.patch(JANE, json={"blocked": True}, headers=auth)
+    assert blocked.status_code == 200 and blocked.json()["blocked"] is True
+    refused = await t.http.post("/oauth/token", data=grant)
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "unauthorized", "error_description": "user is blocked"}
+    # A wrong password is still a wrong password: nothing says the account exists.
+    wrong = await t.http.post("/oauth/token", data={**grant, "password": "nope"})
+    assert wrong.status_code == 403
+
+    # Lifting brute-force blocks does not lift this one.
+    assert (await t.http.delete("/api/v2/user-blocks/auth0%7Cjane", headers=auth)).is_success
+    assert (await t.http.post("/oauth/token", data=grant)).status_code == 401
+
+    lifted = await t.http.patch(JANE, json={"blocked": False}, headers=auth)
+    assert lifted.status_code == 200 and "blocked" not in lifted.json()
+    assert (await t.http.post("/oauth/token", data=grant)).status_code == 200

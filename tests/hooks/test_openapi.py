@@ -69,7 +69,7 @@ def test_every_operation_is_well_formed(doc: dict[str, Any]) -> None:
                 assert parameter["in"] in {"header", "query", "path", "cookie"}
 
 
-def test_website_events_are_the_three_reset_steps(doc: dict[str, Any]) -> None:
+def test_website_events_are_the_three_reset_steps_and_the_dispute(doc: dict[str, Any]) -> None:
     body = doc["paths"]["/hooks/website"]["post"]["requestBody"]
     variants = body["content"]["application/json"]["schema"]["oneOf"]
     types = [v["properties"]["type"]["const"] for v in variants]
@@ -78,6 +78,7 @@ def test_website_events_are_the_three_reset_steps(doc: dict[str, Any]) -> None:
         "password_reset.verify",
         "password_reset.confirm",
         "password_reset.redeem_code",
+        "password_reset.dispute",
     ]
     headers = {p["name"] for p in doc["paths"]["/hooks/website"]["post"]["parameters"]}
     assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}

@@ -56,7 +56,11 @@ def test_every_template_renders_valid_html_and_text(
     assert "Acme Travel" in mail.text
     assert "help@acme.example" in mail.text
     if template == "changed":
-        assert "https://" not in mail.text  # no reset link in "your password was changed"
+        # No reset link in "your password was changed": only the dispute link, once.
+        dispute = str(sample_context(template)["dispute_link"])
+        assert mail.text.count("https://") == 1 and mail.text.count(dispute) == 1
+        hrefs, _ = links_and_images(mail.html)
+        assert [h for h in hrefs if h.startswith("https://")] == [dispute]
         assert "rr-button" not in mail.html
     elif template in ("social", "unknown"):  # courtesy mails: only the sign-in link
         signin = sample_context(template)["signin_url"]
@@ -152,6 +156,31 @@ def test_changed_mail_in_each_language_with_a_local_date(
     assert phrase in mail.text
     assert "2025" in mail.text
     assert "UTC" in mail.text.replace("TU", "UTC")
+
+
+@pytest.mark.parametrize(
+    ("locale", "phrase"),
+    [
+        ("en", "Wasn't you? Secure your account: "),
+        ("de", "Das waren nicht Sie? Sichern Sie Ihr Konto: "),
+        ("fr", "Ce n'était pas vous ? Sécurisez votre compte : "),
+        ("es", "¿No fuiste tú? Protege tu cuenta: "),
+        ("pt-BR", "Não foi você? Proteja sua conta: "),
+        ("ja", "心当たりがない場合は、こちらからアカウントを保護してください: "),
+    ],
+)
+def test_changed_mail_carries_the_dispute_link_in_each_language(
+    renderer: MailRenderer, locale: str, phrase: str
+) -> None:
+    link = "https://www.example.com/account/dispute?token=abc&x=1"
+    context = {**sample_context("changed"), "dispute_link": link}
+    mail = renderer.render("changed", locale, context)
+    assert phrase + link in mail.text
+    hrefs, _ = links_and_images(mail.html)
+    assert link in hrefs  # the href, escaped in the HTML source, reads back as the link
+    # Without a link (DISPUTE_URL unset) the sentence is left out, not half-written.
+    plain = renderer.render("changed", locale, {**context, "dispute_link": ""})
+    assert phrase.strip() not in plain.text
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ def test_defaults_from_a_minimal_environment() -> None:
     assert s.host == "127.0.0.1"
     assert s.webhook_tolerance_seconds == 300
     assert s.ticket_ttl_seconds == 3600
+    assert s.dispute_url == "" and s.dispute_ttl_seconds == 7 * 24 * 3600
     assert s.rate_limit_per_email == RateLimit(3, 3600)
     assert s.rate_limit_per_ip == RateLimit(20, 3600)
     assert s.auth0_base_url == "https://acme.eu.auth0.com"
@@ -64,6 +65,10 @@ def test_demo_relaxes_what_the_demo_provides() -> None:
     [
         ("RESET_URL", "https://www.example.com/reset", "{ticket}"),
         ("RESET_URL", "javascript:alert(1)//{ticket}", "http"),
+        ("DISPUTE_URL", "https://www.example.com/dispute?ticket={ticket}", "{token}"),
+        ("DISPUTE_URL", "javascript:alert(1)//{token}", "http"),
+        ("DISPUTE_TTL_SECONDS", "600", "3600"),
+        ("DISPUTE_TTL_SECONDS", "a week", "whole number"),
         ("WEBHOOK_SECRET", "whsec_!!!", "base64"),
         ("WEBHOOK_SECRET", "whsec_c2hvcnQ=", "shorter"),
         ("SECRET_KEY", "short", "32 bytes"),
