@@ -36,6 +36,8 @@ from resetrelay.settings import Settings
 from storage.database import Database
 from storage.migrate import upgrade
 
+DOORBELL_DELAY = (0.001, 0.025)  # seconds
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -127,7 +129,9 @@ class Runtime:
         http = httpx.AsyncClient(
             transport=http_transport, timeout=httpx.Timeout(10.0), follow_redirects=False
         )
-        doorbell = Doorbell()
+        # Jobs start 1 to 25 ms after the request that queued them (Doorbell): after its
+        # answer went out, at a moment unrelated to the next requests' answers.
+        doorbell = Doorbell(delay=DOORBELL_DELAY)
         requests = Requests(settings, db, codec, auth0, metrics, now, doorbell.ring)
         confirms = Confirms(settings, db, tickets, live_auth0, metrics, now, doorbell.ring)
         auth0_events = Auth0Events(settings, db, codec, auth0, metrics, now, doorbell.ring)
