@@ -40,6 +40,8 @@ from resetrelay.settings import Settings
 from storage.database import Database
 from storage.migrate import upgrade
 
+DOORBELL_DELAY = (0.001, 0.025)  # seconds
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -144,7 +146,9 @@ class Runtime:
             if settings.pwned_passwords_url
             else None
         )
-        doorbell = Doorbell()
+        # Jobs start 1 to 25 ms after the request that queued them (Doorbell): after its
+        # answer went out, at a moment unrelated to the next requests' answers.
+        doorbell = Doorbell(delay=DOORBELL_DELAY)
         requests = Requests(settings, db, codec, auth0, metrics, now, doorbell.ring)
         confirms = Confirms(
             settings, db, tickets, live_auth0, metrics, now, doorbell.ring, breaches=breaches

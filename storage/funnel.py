@@ -36,12 +36,17 @@ class FunnelRow:
     total: int
 
 
-def _upsert(conn: Connection) -> Any:
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(_days)
+def _upsert(postgres: bool) -> Any:
+    insert = (postgresql if postgres else sqlite).insert(_days)
     return insert.on_conflict_do_update(
         index_elements=["day", "purpose", "locale", "step"],
         set_={"total": _days.c.total + insert.excluded.total},
     )
+
+
+# Built once per dialect: every reset job adds to two or three steps, and building
+# an upsert cost more than running it.
+_UPSERTS = {postgres: _upsert(postgres) for postgres in (False, True)}
 
 
 def add_sync(
@@ -53,7 +58,7 @@ def add_sync(
     if n <= 0:
         return
     conn.execute(
-        _upsert(conn),
+        _UPSERTS[conn.dialect.name == "postgresql"],
         {"day": at.date(), "purpose": purpose, "locale": locale[:16], "step": step, "total": n},
     )
 

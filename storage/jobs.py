@@ -79,20 +79,24 @@ def enqueue_sync(
 ) -> int:
     """`enqueue` for `Database.run`."""
     result = conn.execute(
-        _jobs.insert()
-        .values(
-            kind=kind,
-            payload=payload,
-            status=QUEUED,
-            attempts=0,
-            max_attempts=max_attempts,
-            run_after=now + delay,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(_jobs.c.id)
+        _ENQUEUE,
+        {
+            "kind": kind,
+            "payload": payload,
+            "status": QUEUED,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "run_after": now + delay,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     return int(result.scalar_one())
+
+
+# Built once, as the statements below: every reset queues and completes jobs, and
+# building a statement (and its cache key) cost more than SQLite takes to run it.
+_ENQUEUE = _jobs.insert().returning(_jobs.c.id)
 
 
 async def claim(
@@ -191,12 +195,26 @@ async def complete(conn: AsyncConnection, job: ClaimedJob, *, now: datetime) -> 
 
 def complete_sync(conn: Connection, job: ClaimedJob, *, now: datetime) -> bool:
     """`complete` for `Database.run`."""
-    result = conn.execute(
-        update(_jobs)
-        .where(_owned(job))
-        .values(status=DONE, lease_until=None, lease_token=None, updated_at=now)
-    )
+    result = conn.execute(_COMPLETE, {"job_id": job.id, "token": job.lease_token, "now": now})
     return result.rowcount == 1
+
+
+def _owned_by_params() -> Any:
+    """`_owned`, as bound parameters `job_id` and `token` (an UPDATE's parameters may
+    not be named as a column), for statements built once."""
+    return and_(
+        _jobs.c.id == bindparam("job_id"),
+        _jobs.c.status == RUNNING,
+        _jobs.c.lease_token == bindparam("token"),
+    )
+
+
+_COMPLETE = (
+    update(_jobs)
+    .where(_owned_by_params())
+    .values(status=DONE, lease_until=None, lease_token=None, updated_at=bindparam("now"))
+)
+_UPDATE_PAYLOAD = update(_jobs).where(_owned_by_params()).values(payload=bindparam("new_payload"))
 
 
 async def complete_many(
@@ -290,8 +308,8 @@ async def stats(conn: AsyncConnection, *, now: datetime) -> QueueStats:
 
 def update_payload_sync(conn: Connection, job: ClaimedJob, payload: dict[str, Any]) -> bool:
     """`update_payload` for `Database.run`."""
-    result = conn.execute(update(_jobs).where(_owned(job)).values(payload=payload))
-    return result.rowcount == 1
+    params = {"job_id": job.id, "token": job.lease_token, "new_payload": payload}
+    return conn.execute(_UPDATE_PAYLOAD, params).rowcount == 1
 
 
 async def update_payload(conn: AsyncConnection, job: ClaimedJob, payload: dict[str, Any]) -> bool:

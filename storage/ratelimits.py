@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,12 +47,10 @@ def admit_sync(
     Synchronous, for `Database.run` (one thread hop on SQLite)."""
     _lock(conn, key)
     since = now - timedelta(seconds=window_seconds)
-    seen = conn.execute(
-        select(func.count()).where(_events.c.key == key, _events.c.at > since)
-    ).scalar_one()
+    seen = conn.execute(_SEEN, {"key": key, "since": since}).scalar_one()
     if seen >= limit:
         return False
-    conn.execute(_events.insert().values(key=key, at=now))
+    conn.execute(_ADMIT, {"key": key, "at": now})
     return True
 
 
@@ -62,16 +60,30 @@ def take_sync(conn: Connection, key: str, *, now: datetime, rate: float, burst: 
     _lock(conn, key)
     interval = timedelta(seconds=1.0 / rate)
     tolerance = timedelta(seconds=max(0.0, burst - 1.0) / rate)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(_budgets).values(key=key, tat=now).on_conflict_do_nothing())
-    stored: datetime = conn.execute(
-        select(_budgets.c.tat).where(_budgets.c.key == key)
-    ).scalar_one()
+    conn.execute(_BUDGET_START[conn.dialect.name == "postgresql"], {"key": key, "tat": now})
+    stored: datetime = conn.execute(_BUDGET_TAT, {"key": key}).scalar_one()
     tat = max(stored, now)
     if tat - now > tolerance:
         return (tat - now - tolerance).total_seconds()
-    conn.execute(update(_budgets).where(_budgets.c.key == key).values(tat=tat + interval))
+    conn.execute(_BUDGET_TAKE, {"budget": key, "new_tat": tat + interval})
     return 0.0
+
+
+# Built once: on the reset job's path building a statement (and its cache key) cost
+# more than SQLite takes to run it.
+_SEEN = select(func.count()).where(
+    _events.c.key == bindparam("key"), _events.c.at > bindparam("since")
+)
+_ADMIT = _events.insert()
+_BUDGET_START = {
+    postgres: (postgresql if postgres else sqlite).insert(_budgets).on_conflict_do_nothing()
+    for postgres in (False, True)
+}
+_BUDGET_TAT = select(_budgets.c.tat).where(_budgets.c.key == bindparam("key"))
+# An UPDATE's parameters may not be named as a column.
+_BUDGET_TAKE = (
+    update(_budgets).where(_budgets.c.key == bindparam("budget")).values(tat=bindparam("new_tat"))
+)
 
 
 async def admit(

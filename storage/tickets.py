@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import Ticket
 from storage.sql import table
@@ -127,22 +128,28 @@ def insert_sync(
     lock_user_sync(conn, user_id)
     void_for_user_sync(conn, user_id, now=now, reason="superseded")
     conn.execute(
-        _tickets.insert().values(
-            id=ticket_id,
-            lookup_hash=lookup_hash,
-            user_id=user_id,
-            email=email,
-            connection=connection,
-            locale=locale,
-            purpose=purpose,
-            state=OPEN,
-            attempts=0,
-            created_at=now,
-            expires_at=now + ttl,
-            code_state=CODE_OPEN if code else None,
-            code_attempts=0,
-        )
+        _INSERT,
+        {
+            "id": ticket_id,
+            "lookup_hash": lookup_hash,
+            "user_id": user_id,
+            "email": email,
+            "connection": connection,
+            "locale": locale,
+            "purpose": purpose,
+            "state": OPEN,
+            "attempts": 0,
+            "created_at": now,
+            "expires_at": now + ttl,
+            "code_state": CODE_OPEN if code else None,
+            "code_attempts": 0,
+        },
     )
+
+
+# Built once: issuing is every reset job's write, and building a statement (and its
+# cache key) cost more than SQLite takes to run it.
+_INSERT = _tickets.insert()
 
 
 async def by_hash(conn: AsyncConnection, lookup_hash: str) -> TicketRow | None:
@@ -272,19 +279,27 @@ def void_for_user_sync(
     created_before: datetime | None = None,
 ) -> int:
     """`void_for_user` for `Database.run`."""
+    params = {"owner": user_id, "now": now, "reason": reason, "before": created_before}
+    return int(conn.execute(_VOIDS[created_before is not None], params).rowcount)
+
+
+def _void_statement(*, before: bool) -> Any:
+    now: BindParameter[datetime] = bindparam("now")
     query = update(_tickets).where(
-        _tickets.c.user_id == user_id,
+        _tickets.c.user_id == bindparam("owner"),  # an UPDATE's parameter: not a column name
         or_(
             _tickets.c.state == OPEN,
             and_(_tickets.c.state == CLAIMED, _tickets.c.claimed_until <= now),
         ),
     )
-    if created_before is not None:
-        query = query.where(_tickets.c.created_at < created_before)
-    result = conn.execute(
-        query.values(state=REVOKED, finished_at=now, claimed_until=None, revoked_reason=reason)
+    if before:
+        query = query.where(_tickets.c.created_at < bindparam("before"))
+    return query.values(
+        state=REVOKED, finished_at=now, claimed_until=None, revoked_reason=bindparam("reason")
     )
-    return result.rowcount
+
+
+_VOIDS = {before: _void_statement(before=before) for before in (False, True)}
 
 
 async def issued_since(

@@ -20,6 +20,7 @@ then cancels them; their leases lapse and another worker picks them up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,13 +44,37 @@ __all__ = ["BatchJobKind", "Doorbell", "JobKind", "JobRun", "Permanent", "Retry"
 
 class Doorbell:
     """Rung after an in-process enqueue, so a worker in this process starts the job
-    at once instead of at its next poll. Made before the worker and the services
-    that ring it, so neither needs the other to be built first."""
+    soon instead of at its next poll. Made before the worker and the services
+    that ring it, so neither needs the other to be built first.
 
-    def __init__(self) -> None:
+    With `delay` (min, max) seconds, the worker is told after a random delay in that
+    range, not at once: a job started at once (a claim in the writer thread, then
+    the job's own work) competes with the answer of the request that queued it, and
+    its later steps land on the requests that follow. What a job does depends on the
+    account (an existing address gets a ticket and a mail); started at a random
+    moment, that work cannot line up with the next answers, so their timing says
+    nothing about the account."""
+
+    def __init__(
+        self, *, delay: tuple[float, float] = (0.0, 0.0), rng: random.Random | None = None
+    ) -> None:
         self._listeners: list[Callable[[], None]] = []
+        self._delay = delay
+        self._rng = rng or random.SystemRandom()  # the delay hides timing: not guessable
 
     def ring(self) -> None:
+        low, high = self._delay
+        if high <= 0:
+            self._notify()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # rung outside an event loop: nothing to compete with
+            self._notify()
+            return
+        loop.call_later(self._rng.uniform(low, high), self._notify)
+
+    def _notify(self) -> None:
         for listener in self._listeners:
             listener()
 

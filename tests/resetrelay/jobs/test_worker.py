@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 
 from resetrelay.jobs.kinds import BatchJobKind, JobKind
 from resetrelay.jobs.run import JobRun, Permanent, Retry, settle_completed
-from resetrelay.jobs.worker import Worker
+from resetrelay.jobs.worker import Doorbell, Worker
 from storage import jobs
 from storage.database import Database
 from storage.models import Job
@@ -485,3 +485,26 @@ async def test_a_claim_step_runs_in_the_claim_and_marks_runs_in_doubt(
 
 async def _noop(run: JobRun) -> None:
     return None
+
+
+async def test_a_delayed_doorbell_tells_the_worker_later_never_at_once() -> None:
+    """The runtime's doorbell waits a random moment before it wakes the worker, so a
+    job does not start while its request is still being answered."""
+    heard: list[float] = []
+    bell = Doorbell(delay=(0.01, 0.03), rng=random.Random(7))
+    bell.listen(lambda: heard.append(anyio.current_time()))
+    rung = anyio.current_time()
+    bell.ring()
+    assert heard == []  # not during the caller's own answer
+    with anyio.fail_after(2):
+        while not heard:
+            await anyio.sleep(0.005)
+    assert 0.01 <= heard[0] - rung < 0.5
+
+
+def test_an_undelayed_doorbell_tells_the_worker_at_once() -> None:
+    heard: list[int] = []
+    bell = Doorbell()
+    bell.listen(lambda: heard.append(1))
+    bell.ring()
+    assert heard == [1]
