@@ -10,6 +10,14 @@ statements serve both this path and PostgreSQL's
 hot path (`storage.intake`) uses the raw sqlite3 connection of the same engine
 (`run_driver`).
 
+Checkpoints: SQLite moves the WAL back into the database file on the commit
+that takes the WAL past `wal_autocheckpoint` pages, and that commit's caller
+waits for the copy and its fsyncs. On this connection autocheckpoint is off;
+after a commit, when the last checkpoint is a second old, a PASSIVE checkpoint
+runs on a connection and thread of its own (it takes no write lock, so commits
+go on beside it). Other connections (the pool, the worker process) keep the
+default and checkpoint as before.
+
 Everything this thread writes is serialised here; writers on other
 connections (the aiosqlite pool, other processes) share the file under WAL and
 are ordered by BEGIN IMMEDIATE plus the busy timeout.
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -60,7 +69,15 @@ def _engine(url: str) -> Engine:
     # One connection, used only by this module's single thread.
     engine = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
     sqlite_transactions(engine)
+
+    @event.listens_for(engine, "connect")
+    def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")  # see the module docstring
+
     return engine
+
+
+CHECKPOINT_EVERY = 1.0  # seconds, at most one passive checkpoint per interval
 
 
 class SqliteWriter:
@@ -68,6 +85,10 @@ class SqliteWriter:
         self._engine = _engine(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: Connection | None = None  # used only in the thread
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ckpt")
+        self._checkpointer: sqlite3.Connection | None = None  # used only in that thread
+        self._path = make_url(url).database or ""
+        self._last_checkpoint = time.monotonic()
 
     def _connection(self) -> Connection:
         # One connection held for the thread's life: a pool checkout and the pool's
@@ -76,11 +97,31 @@ class SqliteWriter:
             self._conn = self._engine.connect()
         return self._conn
 
+    def _after_commit(self) -> None:
+        now = time.monotonic()
+        if now - self._last_checkpoint >= CHECKPOINT_EVERY and self._path not in ("", ":memory:"):
+            self._last_checkpoint = now
+            self._checkpoints.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self._path, check_same_thread=False)
+                self._checkpointer.execute("PRAGMA busy_timeout=15000")
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            # A checkpoint is housekeeping: the next one (or another connection's
+            # autocheckpoint) catches up; no commit depends on it.
+            pass
+
     def _transaction(self, work: Callable[[Connection], T], readonly: bool) -> T:
         conn = self._connection()
         conn.execution_options(readonly=readonly)  # in place; read by the begin hook
         with conn.begin():
-            return work(conn)
+            result = work(conn)
+        if not readonly:
+            self._after_commit()
+        return result
 
     def _raw_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         driver: sqlite3.Connection = self._connection().connection.driver_connection  # type: ignore[assignment]
@@ -91,6 +132,7 @@ class SqliteWriter:
             driver.execute("ROLLBACK")
             raise
         driver.execute("COMMIT")
+        self._after_commit()
         return result
 
     async def run_sync(self, work: Callable[[Connection], T], *, readonly: bool = False) -> T:
@@ -114,3 +156,7 @@ class SqliteWriter:
 
         self._executor.submit(shut).result(timeout=10)
         self._executor.shutdown(wait=True)
+        self._checkpoints.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
