@@ -18,6 +18,13 @@ runs on a connection and thread of its own (it takes no write lock, so commits
 go on beside it). Other connections (the pool, the worker process) keep the
 default and checkpoint as before.
 
+The hot path's short transactions (`run_driver`) are first tried on the event
+loop's own thread, on a connection of their own whose busy timeout is zero: when
+the write lock is free (the common case) the batch commits at once, without the
+hand-off to this thread and back (two thread wake-ups and GIL switches a batch);
+when anyone holds the lock, SQLite says so immediately and the batch goes to this
+thread, which waits for the lock as before. The loop never waits for a lock.
+
 Everything this thread writes is serialised here; writers on other
 connections (the aiosqlite pool, other processes) share the file under WAL and
 are ordered by BEGIN IMMEDIATE plus the busy timeout.
@@ -77,11 +84,15 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock."""
+
+
 CHECKPOINT_EVERY = 1.0  # seconds, at most one passive checkpoint per interval
 
 
 class SqliteWriter:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, checkpoint_every: float = CHECKPOINT_EVERY) -> None:
         self._engine = _engine(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: Connection | None = None  # used only in the thread
@@ -89,6 +100,8 @@ class SqliteWriter:
         self._checkpointer: sqlite3.Connection | None = None  # used only in that thread
         self._path = make_url(url).database or ""
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_every = checkpoint_every
+        self._here: sqlite3.Connection | None = None  # the event loop's (run_driver)
 
     def _connection(self) -> Connection:
         # One connection held for the thread's life: a pool checkout and the pool's
@@ -99,7 +112,10 @@ class SqliteWriter:
 
     def _after_commit(self) -> None:
         now = time.monotonic()
-        if now - self._last_checkpoint >= CHECKPOINT_EVERY and self._path not in ("", ":memory:"):
+        if now - self._last_checkpoint >= self._checkpoint_every and self._path not in (
+            "",
+            ":memory:",
+        ):
             self._last_checkpoint = now
             self._checkpoints.submit(self._checkpoint)
 
@@ -142,10 +158,45 @@ class SqliteWriter:
         return await loop.run_in_executor(self._executor, self._transaction, work, readonly)
 
     async def run_driver(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the raw sqlite3 connection, inside one immediate transaction
-        (the request hot path, storage.intake: no SQLAlchemy on the way)."""
+        """Run `work` on a raw sqlite3 connection, inside one immediate transaction
+        (the request hot path, storage.intake: no SQLAlchemy on the way): here when
+        the write lock is free, else in the writer thread (see the module docstring).
+        `work` must be short and must not block on anything but SQLite."""
+        if self._path not in ("", ":memory:"):
+            try:
+                return self._transaction_here(work)
+            except _Busy:
+                pass
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._raw_transaction, work)
+
+    def _transaction_here(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._here
+        if conn is None:
+            # timeout=0: a held lock is SQLITE_BUSY at once, never a wait on the loop.
+            conn = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")  # as every connection of ours
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: see the docstring
+            self._here = conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            # Busy: nothing was written (rolled back above); the writer thread waits.
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                raise _Busy from exc
+            raise
+        self._after_commit()
+        return result
 
     def close(self) -> None:
         def shut() -> None:
@@ -157,6 +208,9 @@ class SqliteWriter:
         self._executor.submit(shut).result(timeout=10)
         self._executor.shutdown(wait=True)
         self._checkpoints.shutdown(wait=True)
+        if self._here is not None:
+            self._here.close()
+            self._here = None
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
