@@ -7,8 +7,9 @@ requested: signed `password_reset.requested` events against `resetrelay serve`
 (SQLite, the web process alone as on a Procfile `web` dyno: INLINE_WORKER=false)
 versus a bare Starlette JSON echo on the same uvicorn settings, with wrk and the
 same pre-signed requests; each server on CPU 0 and wrk on CPU 1 (taskset, on a
-machine with two or more), so wrk never takes the server's core. Rounds alternate baseline and subject; the ratio is
-of the medians, by rate and by the server's CPU per request. The bars: >= 0.6,
+machine with two or more), so wrk never takes the server's core. Rounds alternate
+baseline and subject; the ratio is of the medians, by rate and by the server's CPU
+per request. The bars: >= 0.6,
 p99 <= 30 ms at 32 connections. postgres: the same on a PostgreSQL database the
 bench creates and drops (--postgres, BENCH_POSTGRES_URL), left out when none answers.
 
