@@ -26,6 +26,21 @@ ROOT = Path(__file__).resolve().parent.parent
 UVICORN_KWARGS = "log_config=None, access_log=False, proxy_headers=False, server_header=False"
 
 
+SERVER_CPU, LOAD_CPU = 0, 1  # the request benchmarks' pinning (bench/run.py)
+
+
+def _pinned(args: list[str], cpu: int | None) -> list[str]:
+    """`args` run on CPU `cpu` only (taskset), when the machine has two or more. The
+    request benchmarks put the server on one and wrk on the other, so the load
+    generator never takes the server's core, and baseline and subject alike get one
+    core, as a dyno's web process would. BENCH_PIN=0 turns it off."""
+    if cpu is None or os.environ.get("BENCH_PIN", "1") == "0" or shutil.which("taskset") is None:
+        return args
+    if len(os.sched_getaffinity(0)) < 2:
+        return args
+    return ["taskset", "-c", str(cpu), *args]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,12 +83,18 @@ class Usage:
 
 
 @contextmanager
-def server(args: list[str], env: Mapping[str, str], probe: str) -> Iterator[Usage]:
+def server(
+    args: list[str], env: Mapping[str, str], probe: str, *, cpu: int | None = None
+) -> Iterator[Usage]:
     # Its log goes to a file, never to a pipe nobody reads: a busy server (the inline
     # worker logs every reset) would fill the pipe and stall on its next log line.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+            _pinned(args, cpu),
+            env={**os.environ, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
         try:
             try:
@@ -198,23 +219,32 @@ def postgres_database(url: str | None) -> Iterator[str | None]:
 
 
 def wrk(
-    url: str, requests_file: Path, *, seconds: int, connections: int, threads: int = 1
+    url: str,
+    requests_file: Path,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+    cpu: int | None = None,
 ) -> WrkResult:
     require_wrk()
     out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(ROOT / "bench" / "signed.lua"),
-            url,
-            "--",
-            str(requests_file),
-            str(threads),
-        ],
+        _pinned(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(ROOT / "bench" / "signed.lua"),
+                url,
+                "--",
+                str(requests_file),
+                str(threads),
+            ],
+            cpu,
+        ),
         capture_output=True,
         text=True,
         check=True,

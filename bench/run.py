@@ -6,8 +6,10 @@ latency, logstream, outbox, limits, capacity, drain, bulk and prints its rows.
 requested: signed `password_reset.requested` events against `resetrelay serve`
 (SQLite, the web process alone as on a Procfile `web` dyno: INLINE_WORKER=false)
 versus a bare Starlette JSON echo on the same uvicorn settings, with wrk and the
-same pre-signed requests. Rounds alternate baseline and subject; the ratio is
-of the medians, by rate and by the server's CPU per request. The bars: >= 0.6,
+same pre-signed requests; each server on CPU 0 and wrk on CPU 1 (taskset, on a
+machine with two or more), so wrk never takes the server's core. Rounds alternate
+baseline and subject; the ratio is of the medians, by rate and by the server's CPU
+per request. The bars: >= 0.6,
 p99 <= 30 ms at 32 connections. postgres: the same on a PostgreSQL database the
 bench creates and drops (--postgres, BENCH_POSTGRES_URL), left out when none answers.
 
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import (
+    LOAD_CPU,
+    SERVER_CPU,
     Usage,
     free_port,
     postgres_database,
@@ -81,7 +85,7 @@ def _measure(
     url: str, requests_file: Path, usage: Usage, seconds: int, connections: int
 ) -> Measured:
     cpu_before = usage.cpu_seconds()
-    result = wrk(url, requests_file, seconds=seconds, connections=connections)
+    result = wrk(url, requests_file, seconds=seconds, connections=connections, cpu=LOAD_CPU)
     cpu = usage.cpu_seconds() - cpu_before
     if result.non_2xx or result.errors:
         raise SystemExit(
@@ -117,8 +121,9 @@ def bench_requested(
         for round_ in range(1, rounds + 1):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            with server(uvicorn_server("bench.echo_app:app", port, env), env, url + "/") as usage:
-                wrk(url, warmup_file, seconds=2, connections=connections)  # warm-up
+            echo = uvicorn_server("bench.echo_app:app", port, env)
+            with server(echo, env, url + "/", cpu=SERVER_CPU) as usage:
+                wrk(url, warmup_file, seconds=2, connections=connections, cpu=LOAD_CPU)  # warm-up
                 base.append(_measure(url, requests_file, usage, seconds, connections))
             port = free_port()
             url = f"http://127.0.0.1:{port}"
@@ -127,8 +132,9 @@ def bench_requested(
                 [sys.executable, "-m", "resetrelay", "serve"],
                 {**env, "PORT": str(port), "HOST": "127.0.0.1"},
                 url + "/healthz",
+                cpu=SERVER_CPU,
             ) as usage:
-                wrk(url, warmup_file, seconds=2, connections=connections)
+                wrk(url, warmup_file, seconds=2, connections=connections, cpu=LOAD_CPU)
                 subject.append(_measure(url, requests_file, usage, seconds, connections))
                 rss.append(usage.peak_rss_mb())
             b, s = base[-1], subject[-1]

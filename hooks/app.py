@@ -7,10 +7,11 @@ JSON error body here, at one place; nothing below answers HTTP.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
+from typing import Any, cast
 
 import anyio
 from starlette.applications import Starlette
@@ -19,14 +20,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from hooks import ops
 from hooks.actions import actions
 from hooks.auth0 import log_stream
+from hooks.bodies import read_limited_asgi
 from hooks.errors import HookError, json_response
 from hooks.middleware import RequestIdMiddleware
 from hooks.preview import preview_mail
-from hooks.website import website
+from hooks.website import MAX_BODY, answer, headers_of, website
 from resetrelay.readiness import run_inline_worker
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
@@ -67,6 +70,73 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _website(scope: Scope, receive: Receive, send: Send) -> None:
+    """`POST /hooks/website` as plain ASGI, inside RequestIdMiddleware: what
+    Starlette's router, Request and Response would do for it, without their
+    per-request layers (the website's events are the service's hot path).
+    HookError and StorageError become the same answers the handlers above give."""
+    headers = headers_of(scope["headers"])
+
+    async def read() -> bytes:
+        return await read_limited_asgi(headers.get("content-length"), receive, MAX_BODY)
+
+    try:
+        response = await answer(scope["app"].state.runtime, headers, read)
+    except HookError as exc:
+        response = exc.response()
+    except StorageError as exc:
+        response = await _storage_error(Request(scope), exc)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class Service(Starlette):
+    """The app, with `POST /hooks/website` answered before Starlette's middleware
+    and router (`_website`); every other request takes the usual way. The route
+    stays in the router too: other methods get its 405, and an app mounted under a
+    root path is served by it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fast = RequestIdMiddleware(_website)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/hooks/website"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await self._website(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _website(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # What Starlette's ServerErrorMiddleware does, outermost as there: an
+        # unexpected error is logged, answered 500 if nothing was sent, and raised on.
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._fast(scope, receive, send_tracked)
+        except Exception as exc:
+            response = await _server_error(Request(scope), exc)
+            if not started:
+                await response(scope, receive, send)
+            raise
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     owns_runtime = runtime is None
 
@@ -76,6 +146,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         app.state.runtime = rt
         if settings.auto_migrate:
             await rt.migrate()
+        if owns_runtime:
+            # Everything made at start-up (modules, the runtime, SQLAlchemy's and
+            # pydantic's caches) moves out of the collector's generations, so a full
+            # collection under load walks only what requests made since.
+            gc.collect()
+            gc.freeze()
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             if settings.inline_worker:
@@ -98,7 +174,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     ]
     if settings.dev_mode:
         routes.append(Route("/preview/mail/{template}", preview_mail, methods=["GET"]))
-    app = Starlette(
+    app = Service(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={

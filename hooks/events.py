@@ -8,6 +8,7 @@ limit, so hostile bodies (deep nesting, wrong types, huge numbers) end as a
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -60,7 +61,19 @@ class Requested(_Model):
     def _ip(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return str(ipaddress.ip_address(value.strip()))
+        return normal_ip(value)
+
+
+def normal_ip(value: str) -> str:
+    """An IP address's one spelling (`ipaddress`'s), or ValueError. A dotted IPv4
+    address, the common case, goes through the C library's strict parser (four
+    decimal octets, no leading zeros: what `ipaddress` accepts), about a tenth of
+    `ipaddress`'s cost; anything it refuses gets `ipaddress`'s own verdict."""
+    value = value.strip()
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
+    except (OSError, ValueError):
+        return str(ipaddress.ip_address(value))
 
 
 class Verify(_Model):

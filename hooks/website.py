@@ -7,6 +7,7 @@ signature over the raw bytes before parsing anything, dedupe before acting.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -16,7 +17,7 @@ from starlette.responses import Response
 
 from hooks import events
 from hooks.answers import REPLAYED, Rendered, render, sealed, unsealed
-from hooks.bodies import read_limited, require_json
+from hooks.bodies import read_limited, require_json_type
 from hooks.errors import HookError, invalid_signature
 from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import Accepted, Answer, CodeRedeemed, Outcome, Replay
@@ -63,15 +64,51 @@ _ACCEPTED_RESPONSE = Response(
 
 
 async def website(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    """The routed form, for an app mounted under a root path (hooks.app answers
+    `POST /hooks/website` itself, through `answer`, when it is not)."""
+
+    async def read() -> bytes:
+        return await read_limited(request, MAX_BODY)
+
+    return await answer(request.app.state.runtime, request.headers, read)
+
+
+def headers_of(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request headers `answer` reads, from an ASGI scope's list; the first of
+    repeated ones, as Starlette's `Headers.get` (names arrive lower-cased in ASGI)."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        key = _READ.get(name)
+        if key is not None and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+_READ = {
+    name.encode(): name
+    for name in (
+        "content-type",
+        "content-length",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    )
+}
+
+
+async def answer(
+    runtime: Runtime, headers: Mapping[str, str], read: Callable[[], Awaitable[bytes]]
+) -> Response:
+    """The answer to one delivery: `headers` are the request's, `read()` its body
+    (limited to MAX_BODY). Raises HookError and StorageError, which hooks.app maps."""
     settings = runtime.settings
     metrics = runtime.metrics
     try:
-        require_json(request)
-        body = await read_limited(request, MAX_BODY)
+        require_json_type(headers.get("content-type", ""))
+        body = await read()
         try:
             event_id, _ = verify(
-                request.headers,
+                headers,
                 body,
                 keys=settings.webhook_secrets,
                 now=runtime.now().timestamp(),

@@ -10,6 +10,21 @@ statements serve both this path and PostgreSQL's
 hot path (`storage.intake`) uses the raw sqlite3 connection of the same engine
 (`run_driver`).
 
+Checkpoints: SQLite moves the WAL back into the database file on the commit
+that takes the WAL past `wal_autocheckpoint` pages, and that commit's caller
+waits for the copy and its fsyncs. On this connection autocheckpoint is off;
+after a commit, when the last checkpoint is a second old, a PASSIVE checkpoint
+runs on a connection and thread of its own (it takes no write lock, so commits
+go on beside it). Other connections (the pool, the worker process) keep the
+default and checkpoint as before.
+
+The hot path's short transactions (`run_driver`) are first tried on the event
+loop's own thread, on a connection of their own whose busy timeout is zero: when
+the write lock is free (the common case) the batch commits at once, without the
+hand-off to this thread and back (two thread wake-ups and GIL switches a batch);
+when anyone holds the lock, SQLite says so immediately and the batch goes to this
+thread, which waits for the lock as before. The loop never waits for a lock.
+
 Everything this thread writes is serialised here; writers on other
 connections (the aiosqlite pool, other processes) share the file under WAL and
 are ordered by BEGIN IMMEDIATE plus the busy timeout.
@@ -19,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -60,14 +76,32 @@ def _engine(url: str) -> Engine:
     # One connection, used only by this module's single thread.
     engine = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
     sqlite_transactions(engine)
+
+    @event.listens_for(engine, "connect")
+    def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")  # see the module docstring
+
     return engine
 
 
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock."""
+
+
+CHECKPOINT_EVERY = 1.0  # seconds, at most one passive checkpoint per interval
+
+
 class SqliteWriter:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, checkpoint_every: float = CHECKPOINT_EVERY) -> None:
         self._engine = _engine(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: Connection | None = None  # used only in the thread
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ckpt")
+        self._checkpointer: sqlite3.Connection | None = None  # used only in that thread
+        self._path = make_url(url).database or ""
+        self._last_checkpoint = time.monotonic()
+        self._checkpoint_every = checkpoint_every
+        self._here: sqlite3.Connection | None = None  # the event loop's (run_driver)
 
     def _connection(self) -> Connection:
         # One connection held for the thread's life: a pool checkout and the pool's
@@ -76,11 +110,34 @@ class SqliteWriter:
             self._conn = self._engine.connect()
         return self._conn
 
+    def _after_commit(self) -> None:
+        now = time.monotonic()
+        if now - self._last_checkpoint >= self._checkpoint_every and self._path not in (
+            "",
+            ":memory:",
+        ):
+            self._last_checkpoint = now
+            self._checkpoints.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self._path, check_same_thread=False)
+                self._checkpointer.execute("PRAGMA busy_timeout=15000")
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            # A checkpoint is housekeeping: the next one (or another connection's
+            # autocheckpoint) catches up; no commit depends on it.
+            pass
+
     def _transaction(self, work: Callable[[Connection], T], readonly: bool) -> T:
         conn = self._connection()
         conn.execution_options(readonly=readonly)  # in place; read by the begin hook
         with conn.begin():
-            return work(conn)
+            result = work(conn)
+        if not readonly:
+            self._after_commit()
+        return result
 
     def _raw_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         driver: sqlite3.Connection = self._connection().connection.driver_connection  # type: ignore[assignment]
@@ -91,6 +148,7 @@ class SqliteWriter:
             driver.execute("ROLLBACK")
             raise
         driver.execute("COMMIT")
+        self._after_commit()
         return result
 
     async def run_sync(self, work: Callable[[Connection], T], *, readonly: bool = False) -> T:
@@ -100,10 +158,45 @@ class SqliteWriter:
         return await loop.run_in_executor(self._executor, self._transaction, work, readonly)
 
     async def run_driver(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the raw sqlite3 connection, inside one immediate transaction
-        (the request hot path, storage.intake: no SQLAlchemy on the way)."""
+        """Run `work` on a raw sqlite3 connection, inside one immediate transaction
+        (the request hot path, storage.intake: no SQLAlchemy on the way): here when
+        the write lock is free, else in the writer thread (see the module docstring).
+        `work` must be short and must not block on anything but SQLite."""
+        if self._path not in ("", ":memory:"):
+            try:
+                return self._transaction_here(work)
+            except _Busy:
+                pass
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._raw_transaction, work)
+
+    def _transaction_here(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._here
+        if conn is None:
+            # timeout=0: a held lock is SQLITE_BUSY at once, never a wait on the loop.
+            conn = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")  # as every connection of ours
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: see the docstring
+            self._here = conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            # Busy: nothing was written (rolled back above); the writer thread waits.
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                raise _Busy from exc
+            raise
+        self._after_commit()
+        return result
 
     def close(self) -> None:
         def shut() -> None:
@@ -114,3 +207,10 @@ class SqliteWriter:
 
         self._executor.submit(shut).result(timeout=10)
         self._executor.shutdown(wait=True)
+        self._checkpoints.shutdown(wait=True)
+        if self._here is not None:
+            self._here.close()
+            self._here = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None

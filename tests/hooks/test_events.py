@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
 
 from hooks.errors import HookError
-from hooks.events import Confirm, Requested, Verify, parse
+from hooks.events import Confirm, Requested, Verify, normal_ip, parse
 
 
 def body(type_: str = "password_reset.requested", **data: object) -> bytes:
@@ -103,3 +104,45 @@ def test_not_exactly_one_address_is_refused(email: str) -> None:
 )
 def test_one_address_is_accepted_international_ones_too(email: str, stored: str) -> None:
     assert parse(body(email=email))[1] == Requested(email=stored)
+
+
+HOSTILE_IPS = [
+    "192.0.2.7",
+    " 10.0.0.1 ",
+    "0.0.0.0",
+    "255.255.255.255",
+    "01.2.3.4",
+    "1.2.3.04",
+    "00.0.0.0",
+    "1.2.3",
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "1..2.3",
+    "+1.2.3.4",
+    "0x1.2.3.4",
+    "1.2.3.4%eth0",
+    "1.2.3.4\x00",
+    "\uff11.2.3.4",  # a fullwidth digit one
+    "1.2.3.4/32",
+    "::1",
+    "::ffff:1.2.3.4",
+    "2001:db8::1%eth0",
+    "2001:DB8:0:0:0:0:0:1",
+    "",
+    "not an address",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_IPS)
+def test_client_ip_spelling_is_ipaddress_s_verdict(raw: str) -> None:
+    """The IPv4 shortcut (the C library's parser) accepts exactly what `ipaddress`
+    does and spells it the same; every other input gets `ipaddress`'s own verdict."""
+    try:
+        expected: str | None = str(ipaddress.ip_address(raw.strip()))
+    except ValueError:
+        expected = None
+    try:
+        got: str | None = normal_ip(raw)
+    except ValueError:
+        got = None
+    assert got == expected

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,78 @@ async def test_reads_pass_a_held_write_lock_and_writes_wait_for_it(
         other.close()
     await write
     assert await writer.run_sync(values, readonly=True) == [1, 9]
+
+
+async def test_run_driver_commits_on_the_callers_thread_when_the_lock_is_free(
+    writer: SqliteWriter,
+) -> None:
+    await create(writer)
+    threads: list[int] = []
+
+    def insert(conn: sqlite3.Connection) -> None:
+        threads.append(threading.get_ident())
+        conn.execute("INSERT INTO t VALUES (5)")
+
+    await writer.run_driver(insert)
+    assert threads == [threading.get_ident()]  # no hand-off to the writer thread
+    assert await writer.run_sync(values, readonly=True) == [5]
+
+    def fails(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (6)")
+        raise LookupError("undo")
+
+    with pytest.raises(LookupError):
+        await writer.run_driver(fails)
+    assert await writer.run_sync(values, readonly=True) == [5]
+
+
+async def test_run_driver_never_blocks_the_loop_on_a_held_lock(
+    writer: SqliteWriter, path: Path
+) -> None:
+    """Another connection holds the write lock: the batch goes to the writer thread,
+    which waits for the lock; the event loop goes on meanwhile, and the batch commits
+    once the lock is released."""
+    await create(writer)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (9)")
+    threads: list[int] = []
+
+    def insert(conn: sqlite3.Connection) -> None:
+        threads.append(threading.get_ident())
+        conn.execute("INSERT INTO t VALUES (1)")
+
+    try:
+        write = asyncio.ensure_future(writer.run_driver(insert))
+        ticks = 0
+        for _ in range(30):  # the loop keeps running: 30 ticks of 10 ms
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 30 and not write.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await write
+    assert threads == [threads[0]] and threads[0] != threading.get_ident()
+    assert await writer.run_sync(values, readonly=True) == [1, 9]
+
+
+async def test_checkpoints_run_beside_commits_not_in_them(path: Path) -> None:
+    """The writer's connections never checkpoint on commit (autocheckpoint off); a
+    passive checkpoint on a thread of its own moves the WAL into the file."""
+    writer = SqliteWriter(f"sqlite:///{path}", checkpoint_every=0.0)
+    try:
+        await create(writer)
+        pages = await writer.run_sync(
+            lambda c: c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        )
+        assert pages == 0
+        size = path.stat().st_size
+        await writer.run_driver(lambda c: c.execute("INSERT INTO t VALUES (?)", (b"x" * 200_000,)))
+        for _ in range(100):  # the checkpoint thread copies the pages into the file
+            if path.stat().st_size > size + 150_000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > size + 150_000
+    finally:
+        writer.close()
