@@ -5,7 +5,9 @@ messages are driven through both, the routed one by mounting the app under a roo
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from hooks.app import create_app
+from resetrelay.logs import JsonFormatter
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from resetrelay.webhooks import sign
@@ -128,3 +131,69 @@ async def test_a_signed_delivery_is_the_same_202(app: Starlette, clock: Clock) -
         answers.append(await drive(app, headers, [BODY], root=root))
     assert answers[0] == answers[1]
     assert answers[0][0] == 202
+
+
+class _Keep:
+    def __init__(self, sent: list[MutableMapping[str, Any]]) -> None:
+        self.sent = sent
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(message)
+
+
+class _Broken:
+    """In place of the runtime's `requests`: a bug in the flow."""
+
+    async def submit(self, *args: object) -> None:
+        raise RuntimeError("a bug")
+
+
+async def test_a_bug_is_a_clean_500_naming_the_request_id_its_log_line_has(
+    app: Starlette, clock: Clock
+) -> None:
+    app.state.runtime.requests = _Broken()
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())  # formats at emit: the request's context
+    logging.getLogger("resetrelay.app").addHandler(handler)
+    try:
+        for root in ("", "/mounted"):  # the plain-ASGI path and the routed one
+            signed = sign(KEY, f"msg_bug{root}", int(clock().timestamp()), BODY)
+            headers = [*JSON, *((k.encode(), v.encode()) for k, v in signed.items())]
+            sent: list[MutableMapping[str, Any]] = []
+
+            async def receive() -> MutableMapping[str, Any]:
+                return {"type": "http.request", "body": BODY, "more_body": False}
+
+            send = _Keep(sent)
+
+            path = root + "/hooks/website"
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": root,
+                "headers": headers,
+                "client": ("127.0.0.1", 50000),
+                "server": ("127.0.0.1", 8000),
+            }
+            with pytest.raises(RuntimeError, match="a bug"):  # raised on, as Starlette does
+                await app(scope, receive, send)
+            start, body = sent  # one answer: nothing sent twice
+            assert start["status"] == 500
+            assert body["body"] == (
+                b'{"error":"internal_error","message":"Something went wrong on our side."}'
+            )
+            rid = dict(start["headers"])[b"x-request-id"].decode()
+            (line,) = [json.loads(x) for x in lines.getvalue().splitlines()]
+            assert line["msg"] == "unhandled error" and line["exc_type"] == "RuntimeError"
+            assert line["request_id"] == rid != "-"
+            lines.truncate(0)
+            lines.seek(0)
+    finally:
+        logging.getLogger("resetrelay.app").removeHandler(handler)
