@@ -394,3 +394,28 @@ async def test_a_replayed_redeem_after_the_reset_hands_back_only_a_dead_ticket(
         assert "used" in answer.text, answer.text
     # A fresh delivery of the spent code is a plain miss.
     assert (await stack.send(REDEEM, email=JANE, code=code)).json() == UNKNOWN
+
+
+async def test_the_per_address_cap_holds_under_concurrent_redeems(
+    start: Callable[..., Any],
+) -> None:
+    # Ten redeems at once with a cap of three: exactly three are admitted (the window's
+    # count and insert are one decision per address, also on PostgreSQL), and the right
+    # code among the refused ones redeems nothing.
+    async with start(CODE_ATTEMPTS_PER_EMAIL="3/hour") as stack:
+        _, code = await mailed(stack)
+        answers: list[dict[str, Any]] = []
+
+        async def redeem(guess: str) -> None:
+            answers.append((await stack.send(REDEEM, email=JANE, code=guess)).json())
+
+        async with anyio.create_task_group() as tg:
+            for n in range(10):
+                guess = code[:-1] + ALPHABET[n] if ALPHABET[n] != code[-1] else wrong(wrong(code))
+                tg.start_soon(redeem, guess)
+        async with stack.runtime.db.begin() as conn:
+            admitted = (
+                await conn.execute(text("SELECT count(*) FROM rate_events WHERE key LIKE 'code:%'"))
+            ).scalar_one()
+        assert admitted == 3 and answers == [UNKNOWN] * 10
+        assert (await stack.send(REDEEM, email=JANE, code=code)).json() == UNKNOWN  # capped
