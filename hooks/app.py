@@ -64,7 +64,8 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error")
+    # Logged by RequestIdMiddleware, which answers first (with the request id): this
+    # answer is sent only where that middleware does not run.
     return json_response(
         500, {"error": "internal_error", "message": "Something went wrong on our side."}
     )

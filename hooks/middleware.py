@@ -12,6 +12,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from resetrelay.logs import new_request_id, request_id
 
 log = logging.getLogger("resetrelay.access")
+errors = logging.getLogger("resetrelay.app")
+# The answer to a bug: the contract's error body, never a traceback.
+_INTERNAL_ERROR = b'{"error":"internal_error","message":"Something went wrong on our side."}'
 SLOW = 1.0  # seconds
 # The label is the route, never the raw path: a path is the client's choice, and
 # every distinct label value is a series Prometheus keeps.
@@ -65,16 +68,35 @@ class RequestIdMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # A bug. Answered and logged here, inside the request's context, so the 500
+            # names the request id its log line (with the traceback) carries: outside,
+            # Starlette's handler would answer without the id and log without it.
+            errors.exception("unhandled error")
+            if not answered:
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+                            (b"content-type", b"application/json"),
+                        ],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR})
+            raise
         finally:
             runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
             if runtime is not None:

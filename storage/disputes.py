@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Dispute
@@ -107,19 +107,41 @@ async def use(conn: AsyncConnection, dispute_id: str, *, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-async def lift_pending(conn: AsyncConnection, user_id: str, *, now: datetime) -> int:
-    """Mark the user's confirmed disputes whose block is still up as lifted; the
-    count says whether a lift must be queued (non-zero) in the same transaction."""
+async def lift_pending(
+    conn: AsyncConnection, user_id: str, *, issued_at: datetime, now: datetime
+) -> int:
+    """Mark the user's confirmed disputes whose block is still up, and which were
+    confirmed no later than `issued_at` (when the completed reset's link was made), as
+    lifted; the count says whether a lift must be queued (non-zero) in the same
+    transaction."""
     result = await conn.execute(
         update(_disputes)
         .where(
             _disputes.c.user_id == user_id,
             _disputes.c.state == USED,
             _disputes.c.lifted_at.is_(None),
+            # Only a link made at or after the dispute lifts it: one made before may be
+            # the intruder's, claimed when the dispute came (a dispute voids open links,
+            # not one whose confirm is in flight) and settled after it.
+            _disputes.c.used_at <= issued_at,
         )
         .values(lifted_at=now)
     )
     return result.rowcount
+
+
+async def confirmed_after(conn: AsyncConnection, user_id: str, after: datetime) -> datetime | None:
+    """When the user's first dispute confirmed after `after` was confirmed; None if none."""
+    found: datetime | None = (
+        await conn.execute(
+            select(func.min(_disputes.c.used_at)).where(
+                _disputes.c.user_id == user_id,
+                _disputes.c.state == USED,
+                _disputes.c.used_at > after,
+            )
+        )
+    ).scalar_one()
+    return found
 
 
 async def lifted_since(conn: AsyncConnection, dispute_id: str) -> bool:

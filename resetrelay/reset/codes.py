@@ -57,6 +57,10 @@ _NO_TICKET: Final = "no-ticket"
 def normalise(text: str) -> str | None:
     """The code `text` stands for (`k7qm-3xpa ` -> `K7QM3XPA`), or None if it cannot
     be one."""
+    # ASCII first: str.upper() maps some other letters onto the alphabet (`ß` -> `SS`,
+    # U+017F long s -> `S`), and a code is only ever the mail's own symbols.
+    if not text.isascii():
+        return None
     value = text.strip().upper().replace("-", "").replace(" ", "")
     return value if _SHAPE.fullmatch(value) else None
 

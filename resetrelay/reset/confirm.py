@@ -175,12 +175,18 @@ async def after_reset(
     current_email: str | None = None,
 ) -> None:
     """What follows a password set through `row`'s link: siblings void, follow-ups queued."""
-    await tickets.void_for_user(conn, row.user_id, now=now, reason="sibling_used")
+    # A dispute confirmed after this link was made says the link may be the intruder's
+    # (its confirm was in flight, so the dispute could not void it): the fresh links the
+    # owner got since stay open, or the intruder's settle would take the owner's way back.
+    disputed_at = await disputes.confirmed_after(conn, row.user_id, row.created_at)
+    await tickets.void_for_user(
+        conn, row.user_id, now=now, reason="sibling_used", created_before=disputed_at
+    )
     user = ForUser(row.user_id)
     # Auth0 documents that a block lifts on a password change but not whether a
     # Management API PATCH counts: lift it explicitly (also for non-"blocked" tickets).
     await enqueue(conn, UNBLOCK, user, now=now)
-    if await disputes.lift_pending(conn, row.user_id, now=now):
+    if await disputes.lift_pending(conn, row.user_id, issued_at=row.created_at, now=now):
         # The owner took the account back after a "This wasn't me": the user-level
         # block of that dispute is ours to lift. Only then: a block an administrator
         # set is not ours, and a reset does not lift it.

@@ -75,7 +75,9 @@ async def test_an_app_that_raises_is_logged_as_a_500(
     caplog.set_level(logging.DEBUG, logger="resetrelay.access")
     with pytest.raises(RuntimeError, match="boom"):
         await client.get("/boom")
-    (record,) = caplog.records
+    (record,) = [r for r in caplog.records if r.name == "resetrelay.access"]
+    (bug,) = [r for r in caplog.records if r.name == "resetrelay.app"]
+    assert bug.getMessage() == "unhandled error" and bug.exc_info is not None
     assert record.levelno == logging.INFO
     assert record.fields["status"] == 500  # type: ignore[attr-defined]
     assert request_id.get() == "-"

@@ -70,13 +70,18 @@ async def test_the_block_is_lifted_once_and_only_after_a_dispute(
     await insert(database, clock, "d1")
     await insert(database, clock, "other", user_id="auth0|sam")
     async with database.begin() as conn:
-        assert await disputes.lift_pending(conn, "auth0|jane", now=clock()) == 0  # not used
-        assert await disputes.use(conn, "d1", now=clock())
+        now = clock()
+        assert await disputes.lift_pending(conn, "auth0|jane", issued_at=now, now=now) == 0
+        assert await disputes.use(conn, "d1", now=now)
         assert not await disputes.lifted_since(conn, "d1")
-        assert await disputes.lift_pending(conn, "auth0|jane", now=clock()) == 1
-        assert await disputes.lift_pending(conn, "auth0|jane", now=clock()) == 0
+        # A link made before the dispute was confirmed lifts nothing (it may be the
+        # intruder's, settled after the dispute).
+        early = now - timedelta(seconds=1)
+        assert await disputes.lift_pending(conn, "auth0|jane", issued_at=early, now=now) == 0
+        assert await disputes.lift_pending(conn, "auth0|jane", issued_at=now, now=now) == 1
+        assert await disputes.lift_pending(conn, "auth0|jane", issued_at=now, now=now) == 0
         assert await disputes.lifted_since(conn, "d1")
-        assert await disputes.lift_pending(conn, "auth0|sam", now=clock()) == 0
+        assert await disputes.lift_pending(conn, "auth0|sam", issued_at=now, now=now) == 0
 
 
 async def test_retention_keeps_a_block_not_yet_lifted(database: Database, clock: Clock) -> None:
@@ -85,7 +90,7 @@ async def test_retention_keeps_a_block_not_yet_lifted(database: Database, clock:
     async with database.begin() as conn:
         await disputes.use(conn, "used", now=clock())
         await disputes.use(conn, "lifted", now=clock())
-        await disputes.lift_pending(conn, "auth0|lifted", now=clock())
+        await disputes.lift_pending(conn, "auth0|lifted", issued_at=clock(), now=clock())
     step = next(i for i, (name, _) in enumerate(retention.STATEMENTS) if name == "disputes")
     later = clock() + WEEK + timedelta(days=31)
     deleted = await database.run(

@@ -327,3 +327,95 @@ async def test_forgetting_the_person_takes_the_kept_redeem_answer(stack: Stack) 
     # Replayed after the erasure, the id is free again, and the code's ticket is gone.
     again = await stack.send(REDEEM, event_id="msg_forget", email=JANE, code=code)
     assert again.json() == UNKNOWN
+
+
+# -- attacks ---------------------------------------------------------------------------------
+
+
+async def test_many_concurrent_wrong_codes_count_every_miss(stack: Stack) -> None:
+    # Ten guesses at once for one address: each miss is counted (none lost to a race
+    # between the reads and the UPDATE), so the code is void and the right one comes
+    # too late.
+    link, code = await mailed(stack)
+    guesses = [code[:-2] + a + b for a in ALPHABET[:2] for b in ALPHABET[:5]]
+    guesses = [g for g in guesses if g != code][:10]
+    answers: list[dict[str, Any]] = []
+
+    async def redeem(guess: str) -> None:
+        answers.append((await stack.send(REDEEM, email=JANE, code=guess)).json())
+
+    async with anyio.create_task_group() as tg:
+        for guess in guesses:
+            tg.start_soon(redeem, guess)
+    assert answers == [UNKNOWN] * len(guesses)
+    async with stack.runtime.db.begin() as conn:
+        row = (await conn.execute(text("SELECT code_attempts, code_state FROM tickets"))).one()
+    assert row.code_attempts == 5  # the fifth miss voided it; later ones found no open code
+    assert (await stack.send(REDEEM, email=JANE, code=code)).json() == UNKNOWN
+    assert (await stack.send("password_reset.verify", ticket=link)).json()["valid"] is True
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "\uff2b\uff17\uff31\uff2d-\uff13\uff38\uff30\uff21",  # fullwidth letters and digits
+        "K7QM\u200b3XPA",  # a zero-width space inside
+        "\u041a7QM-3XP\u0410",  # Cyrillic Ka and A, look-alikes of K and A
+        "\u017f\u017f\u017f\u017f\u017f\u017f\u017f\u017f",  # long s: upper() makes it S
+        "\u00df\u00df\u00df\u00df",  # sharp s: upper() makes it SS, so 8 symbols
+    ],
+)
+async def test_codes_are_plain_ascii_only(stack: Stack, spelling: str) -> None:
+    # Only the mail's own symbols: Unicode case mapping must not turn other characters
+    # into a code (`ß`.upper() is `SS`), and a refused spelling spends no attempt.
+    assert normalise(spelling) is None
+    answer = await stack.send(REDEEM, email=JANE, code=spelling)
+    assert answer.status_code == 400 and answer.json()["message"].startswith("data.code")
+
+
+async def test_a_replayed_redeem_after_the_reset_hands_back_only_a_dead_ticket(
+    stack: Stack,
+) -> None:
+    _, code = await mailed(stack)
+    first = await stack.send(REDEEM, event_id="msg_once", email=JANE, code=code)
+    ticket = first.json()["ticket"]
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=STRONG)
+    assert done.status_code == 200
+    await stack.drain()
+    again = await stack.send(REDEEM, event_id="msg_once", email=JANE, code=code)
+    assert again.headers["idempotent-replayed"] == "true"
+    # The same answer (idempotency), but its ticket settles nothing any more.
+    assert again.json()["ticket"] == ticket
+    for event in ("password_reset.verify", "password_reset.confirm"):
+        data: dict[str, Any] = {"ticket": ticket}
+        if event.endswith("confirm"):
+            data["new_password"] = STRONG + "!"
+        answer = await stack.send(event, **data)
+        assert "used" in answer.text, answer.text
+    # A fresh delivery of the spent code is a plain miss.
+    assert (await stack.send(REDEEM, email=JANE, code=code)).json() == UNKNOWN
+
+
+async def test_the_per_address_cap_holds_under_concurrent_redeems(
+    start: Callable[..., Any],
+) -> None:
+    # Ten redeems at once with a cap of three: exactly three are admitted (the window's
+    # count and insert are one decision per address, also on PostgreSQL), and the right
+    # code among the refused ones redeems nothing.
+    async with start(CODE_ATTEMPTS_PER_EMAIL="3/hour") as stack:
+        _, code = await mailed(stack)
+        answers: list[dict[str, Any]] = []
+
+        async def redeem(guess: str) -> None:
+            answers.append((await stack.send(REDEEM, email=JANE, code=guess)).json())
+
+        async with anyio.create_task_group() as tg:
+            for n in range(10):
+                guess = code[:-1] + ALPHABET[n] if ALPHABET[n] != code[-1] else wrong(wrong(code))
+                tg.start_soon(redeem, guess)
+        async with stack.runtime.db.begin() as conn:
+            admitted = (
+                await conn.execute(text("SELECT count(*) FROM rate_events WHERE key LIKE 'code:%'"))
+            ).scalar_one()
+        assert admitted == 3 and answers == [UNKNOWN] * 10
+        assert (await stack.send(REDEEM, email=JANE, code=code)).json() == UNKNOWN  # capped

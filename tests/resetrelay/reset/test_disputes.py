@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -78,12 +79,40 @@ async def stack(
         yield Stack(client, runtime, emulator_url, smtp, clock)
 
 
+class PatchGate:
+    """ASGI middleware before the emulator: once armed, the next Management API PATCH of
+    a user waits until `release()`, so a test can act while a confirm is in flight."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.armed = False
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self.armed
+            and scope["type"] == "http"
+            and scope["method"] == "PATCH"
+            and scope["path"].startswith("/api/v2/users/")
+        ):
+            self.armed = False
+            self.arrived.set()
+            await anyio.to_thread.run_sync(self.released.wait, 10)
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture
-def emulator_url() -> Iterator[str]:
+def gate() -> PatchGate:
     from devkit.emulator import create_emulator
     from tests.resetrelay.reset.test_flow import USERS
 
-    with serve_in_thread(create_emulator(domain="acme.eu.auth0.com", users=USERS)) as url:
+    return PatchGate(create_emulator(domain="acme.eu.auth0.com", users=USERS))
+
+
+@pytest.fixture
+def emulator_url(gate: PatchGate) -> Iterator[str]:
+    with serve_in_thread(gate) as url:
         yield url
 
 
@@ -292,6 +321,52 @@ async def test_two_concurrent_confirms_dispute_once(stack: Stack) -> None:
     await stack.drain()
     assert len(stack.mails()) == mails_before + 1  # one fresh reset mail
     assert len([c for c in stack.calls("PATCH", "/users/") if "blocked" in c["json"]]) == 1
+
+
+async def test_a_reset_in_flight_at_the_dispute_does_not_lift_its_block(
+    stack: Stack, gate: PatchGate
+) -> None:
+    # The race a dispute exists for: whoever changed the password holds another link and
+    # is completing it (claimed, its PATCH on the way) when the owner confirms. The dispute
+    # cannot void a claimed ticket; the reset then settles after the dispute. It must not
+    # count as the owner taking the account back: its link was issued before the dispute,
+    # so it lifts nothing and the account stays blocked until the fresh link is used.
+    token = await reset_password(stack)
+    intruder = "Intruder-Owns-This-1"
+    in_flight = await request_ticket(stack)
+    stack.clock.advance(5)
+    gate.armed = True
+    answers: dict[str, httpx.Response] = {}
+
+    async def complete() -> None:
+        answers["confirm"] = await stack.send(
+            "password_reset.confirm", ticket=in_flight, new_password=intruder
+        )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(complete)
+        assert await anyio.to_thread.run_sync(gate.arrived.wait, 10)
+        answers["dispute"] = await dispute(stack, token, confirm=True)
+        gate.released.set()
+    assert answers["dispute"].status_code == 200, answers["dispute"].text
+    assert answers["confirm"].status_code == 200, answers["confirm"].text
+    await stack.drain()
+
+    assert stack.auth0_user("auth0|jane")["admin_blocked"] is True
+    assert sign_in(stack, intruder).status_code == 401
+    # The fresh link the dispute mailed is what lifts it.
+    (ticket,) = [
+        parse_qs(urlsplit(word).query)["ticket"][0]
+        for mail in stack.mails()[-2:]
+        for word in mail.get_body(("plain",)).get_content().split()
+        if word.startswith("https://www.example.com/") and "ticket=" in word
+    ]
+    owner = "An0ther-Str0ng-Passphrase"
+    done = await stack.send("password_reset.confirm", ticket=ticket, new_password=owner)
+    assert done.status_code == 200, done.text
+    await stack.drain()
+    assert stack.auth0_user("auth0|jane")["admin_blocked"] is False
+    assert sign_in(stack, owner).status_code == 200
 
 
 MALFORMED: list[tuple[dict[str, Any], str]] = [
