@@ -158,7 +158,7 @@ async def _answer(runtime: Runtime, event_id: str, event_type: str, data: object
                 outcome = await runtime.disputes.confirm(data.token)
             else:
                 outcome = await runtime.disputes.inspect(data.token)
-        else:  # parse() only returns the four models above
+        else:  # parse() only returns the models above
             raise HookError(422, "unknown_event_type", "Event type is not handled.")
     except BaseException:
         with anyio.CancelScope(shield=True):
