@@ -20,13 +20,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hooks import ops
 from hooks.actions import actions
 from hooks.auth0 import log_stream
 from hooks.bodies import read_limited_asgi
-from hooks.errors import HookError, json_response
+from hooks.errors import HookError, internal_error, json_response
 from hooks.middleware import RequestIdMiddleware
 from hooks.preview import preview_mail
 from hooks.website import MAX_BODY, answer, headers_of, website
@@ -66,9 +66,7 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Logged by RequestIdMiddleware, which answers first (with the request id): this
     # answer is sent only where that middleware does not run.
-    return json_response(
-        500, {"error": "internal_error", "message": "Something went wrong on our side."}
-    )
+    return internal_error()
 
 
 async def _website(scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,27 +113,11 @@ class Service(Starlette):
             and not scope.get("root_path")
         ):
             scope["app"] = self
-            await self._website(scope, receive, send)
+            # RequestIdMiddleware does what Starlette's ServerErrorMiddleware would:
+            # an unexpected error is logged, answered 500 if nothing was sent, raised on.
+            await self._fast(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
-
-    async def _website(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # What Starlette's ServerErrorMiddleware does, outermost as there: an
-        # unexpected error is logged, answered 500 if nothing was sent, and raised on.
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self._fast(scope, receive, send_tracked)
-        except Exception as exc:
-            response = await _server_error(Request(scope), exc)
-            if not started:
-                await response(scope, receive, send)
-            raise
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:

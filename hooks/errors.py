@@ -55,6 +55,13 @@ def json_response(
     return Response(content, status, headers=headers, media_type="application/json")
 
 
+def internal_error() -> Response:
+    """The answer to a bug: the contract's error body, never a traceback."""
+    return json_response(
+        500, {"error": "internal_error", "message": "Something went wrong on our side."}
+    )
+
+
 def invalid_payload(message: str) -> HookError:
     return HookError(400, "invalid_payload", message)
 

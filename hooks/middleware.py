@@ -9,12 +9,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hooks.errors import internal_error
 from resetrelay.logs import new_request_id, request_id
 
 log = logging.getLogger("resetrelay.access")
 errors = logging.getLogger("resetrelay.app")
-# The answer to a bug: the contract's error body, never a traceback.
-_INTERNAL_ERROR = b'{"error":"internal_error","message":"Something went wrong on our side."}'
 SLOW = 1.0  # seconds
 # The label is the route, never the raw path: a path is the client's choice, and
 # every distinct label value is a series Prometheus keeps.
@@ -85,17 +84,7 @@ class RequestIdMiddleware:
             # Starlette's handler would answer without the id and log without it.
             errors.exception("unhandled error")
             if not answered:
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-                            (b"content-type", b"application/json"),
-                        ],
-                    }
-                )
-                await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR})
+                await internal_error()(scope, receive, send_with_id)
             raise
         finally:
             runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
