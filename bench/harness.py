@@ -112,11 +112,13 @@ def server(
                 process.kill()
 
 
-def smtp_sink(port: int) -> subprocess.Popen[bytes]:
+def smtp_sink(port: int, *, cpu: int | None = None) -> subprocess.Popen[bytes]:
     """aiosmtpd's Sink handler (accepts and drops every mail) in its own process."""
     args = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
     process = subprocess.Popen(
-        [*args, "-l", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _pinned([*args, "-l", f"127.0.0.1:{port}"], cpu),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(1.0)
     return process

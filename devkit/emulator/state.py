@@ -113,8 +113,9 @@ class EmulatorState:
         self.token_requests = 0  # client-credentials grants answered 200
         self.request_log: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        hashes: dict[str, str] = {}  # one scrypt per distinct password of the file
         for spec in users:
-            self.add_user(spec)
+            self.add_user(spec, hashes)
 
     def __repr__(self) -> str:
         return f"EmulatorState(domain={self.domain!r}, users={len(self.users)})"
@@ -181,8 +182,8 @@ class EmulatorState:
 
     # -- users ----------------------------------------------------------------------
 
-    def add_user(self, spec: dict[str, Any]) -> EmulatedUser:
-        user = user_from_spec(spec, self.now_iso())
+    def add_user(self, spec: dict[str, Any], hashes: dict[str, str] | None = None) -> EmulatedUser:
+        user = user_from_spec(spec, self.now_iso(), hashes)
         self.users[user.user_id] = user
         return user
 

@@ -153,7 +153,12 @@ class EmulatedUser:
         }
 
 
-def user_from_spec(spec: dict[str, Any], now: str) -> EmulatedUser:
+def user_from_spec(
+    spec: dict[str, Any], now: str, hashes: dict[str, str] | None = None
+) -> EmulatedUser:
+    """One emulated user. `hashes` (password -> hash), shared by the users loaded
+    together, hashes each distinct password once: a bench's thousands of users with
+    one password would otherwise cost a scrypt each, minutes at start."""
     email = spec.get("email")
     if not isinstance(email, str) or "@" not in email:
         raise ValueError("an emulated user needs an email address")
@@ -166,7 +171,12 @@ def user_from_spec(spec: dict[str, Any], now: str) -> EmulatedUser:
     if social_primary and not (has_password and social):
         raise ValueError(f"{email}: a social primary needs both a password and a social provider")
     provider = "auth0" if has_password and not social_primary else str(social)
-    password_hash = hash_password(str(password)) if has_password else None
+    password_hash = None
+    if has_password:
+        cache = {} if hashes is None else hashes
+        password_hash = cache.get(str(password)) or cache.setdefault(
+            str(password), hash_password(str(password))
+        )
     database_user_id = spec.get("database_user_id") or (
         uuid.uuid4().hex[:24] if social_primary else None
     )
