@@ -61,8 +61,14 @@ class Doorbell:
         self._listeners: list[Callable[[], None]] = []
         self._delay = delay
         self._rng = rng or random.SystemRandom()  # the delay hides timing: not guessable
+        self._pending = False  # a delayed wake is scheduled and has not fired yet
 
     def ring(self) -> None:
+        # Every accepted request rings: with nobody listening (a web process without
+        # an inline worker) there is nothing to do, and while a delayed wake is
+        # pending, the worker will claim this job with the others when it fires.
+        if not self._listeners or self._pending:
+            return
         low, high = self._delay
         if high <= 0:
             self._notify()
@@ -72,7 +78,12 @@ class Doorbell:
         except RuntimeError:  # rung outside an event loop: nothing to compete with
             self._notify()
             return
-        loop.call_later(self._rng.uniform(low, high), self._notify)
+        self._pending = True
+        loop.call_later(self._rng.uniform(low, high), self._fire)
+
+    def _fire(self) -> None:
+        self._pending = False
+        self._notify()
 
     def _notify(self) -> None:
         for listener in self._listeners:

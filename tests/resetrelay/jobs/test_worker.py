@@ -502,6 +502,28 @@ async def test_a_delayed_doorbell_tells_the_worker_later_never_at_once() -> None
     assert 0.01 <= heard[0] - rung < 0.5
 
 
+async def test_rings_while_a_wake_is_pending_make_one_wake() -> None:
+    """A burst of enqueues schedules one delayed wake, not one per request; the
+    next ring after it fired schedules the next."""
+    heard: list[float] = []
+    bell = Doorbell(delay=(0.01, 0.02), rng=random.Random(7))
+    bell.listen(lambda: heard.append(anyio.current_time()))
+    for _ in range(50):
+        bell.ring()
+    await anyio.sleep(0.1)
+    assert len(heard) == 1
+    bell.ring()
+    await anyio.sleep(0.1)
+    assert len(heard) == 2
+
+
+def test_a_doorbell_nobody_listens_to_does_nothing() -> None:
+    rng = random.Random(7)
+    state = rng.getstate()
+    Doorbell(delay=(0.01, 0.02), rng=rng).ring()  # outside a loop, too: no error
+    assert rng.getstate() == state  # not even a random delay drawn
+
+
 def test_an_undelayed_doorbell_tells_the_worker_at_once() -> None:
     heard: list[int] = []
     bell = Doorbell()
