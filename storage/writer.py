@@ -44,6 +44,12 @@ from sqlalchemy.engine import make_url
 
 T = TypeVar("T")
 
+# Statements' scratch tables (a RETURNING clause's rows, a CTE's VALUES, sorts) in
+# memory. SQLite's default puts them in temporary files, so the request path's one
+# statement (storage.intake) paid file system calls for every batch. They are as
+# large as one statement's rows, never the database's.
+TEMP_STORE = "PRAGMA temp_store=MEMORY"
+
 
 def sqlite_transactions(engine: Engine) -> None:
     """SQLite connection set-up and transaction start for every engine of ours.
@@ -64,6 +70,7 @@ def sqlite_transactions(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(TEMP_STORE)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -179,6 +186,7 @@ class SqliteWriter:
             )
             conn.execute("PRAGMA synchronous=NORMAL")  # as every connection of ours
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(TEMP_STORE)
             conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: see the docstring
             self._here = conn
         try:
