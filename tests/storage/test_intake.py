@@ -45,3 +45,25 @@ async def test_second_delivery_makes_no_second_job(database: Database, clock: Cl
     assert await intake.record(database, other_source, [("msg_1", {})], now=clock()) == {"msg_1"}
     async with database.begin() as conn:
         assert (await jobs.stats(conn, now=clock())).depth == 3
+
+
+async def test_ids_and_payloads_with_quotes_braces_and_non_ascii_round_trip(
+    database: Database, clock: Clock
+) -> None:
+    # The rows go to PostgreSQL as arrays: what an array literal would need escaped
+    # (quotes, backslashes, braces, commas, NULL spelled out, non-ASCII) comes back
+    # exactly, and every one is its own row.
+    ids = ['msg_"q"', "msg_\\b", "msg_{x,y}", "NULL", "msg_ü"]
+    emails = [
+        'a"b@example.com',
+        "c\\d@example.com",
+        "{e,f}@example.com",
+        "NULL",
+        "jürgen@bücher.de",
+    ]
+    items = [(i, {"email": e, "locale": "de"}) for i, e in zip(ids, emails, strict=True)]
+    assert await intake.record(database, BATCH, items, now=clock()) == set(ids)
+    assert await intake.record(database, BATCH, items, now=clock()) == set()  # deduped
+    async with database.begin() as conn:
+        claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=10)
+    assert sorted(j.payload["email"] for j in claimed) == sorted(emails)
