@@ -10,8 +10,11 @@ same pre-signed requests; each server on CPU 0 and wrk on CPU 1 (taskset, on a
 machine with two or more), so wrk never takes the server's core. Rounds alternate
 baseline and subject; the ratio is of the medians, by rate and by the server's CPU
 per request. The bars: >= 0.6,
-p99 <= 30 ms at 32 connections. postgres: the same on a PostgreSQL database the
-bench creates and drops (--postgres, BENCH_POSTGRES_URL), left out when none answers.
+p99 <= 30 ms at 32 connections. A minimal honest receiver (bench/minimal_app.py) runs
+in the same rounds on SQLite, as a reference: what the least a receiver must do
+(verify, dedupe, commit before the answer) costs on the same machine. postgres: the
+same on a PostgreSQL database the bench creates and drops (--postgres,
+BENCH_POSTGRES_URL), left out when none answers.
 
 latency: existing versus unknown addresses against a full service (inline
 worker on, the Auth0 emulator answering lookups, a local SMTP sink), requests
@@ -117,15 +120,25 @@ def bench_requested(
         if database_url is not None:
             env["DATABASE_URL"] = database_url
         base: list[Measured] = []
+        minimal: list[Measured] = []  # the reference receiver, on SQLite only
         subject: list[Measured] = []
         rss: list[float] = []
-        for round_ in range(1, rounds + 1):
+
+        def baseline(target: str, extra: dict[str, str]) -> Measured:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            echo = uvicorn_server("bench.echo_app:app", port, env)
-            with server(echo, env, url + "/", cpu=SERVER_CPU) as usage:
-                wrk(url, warmup_file, seconds=2, connections=connections, cpu=LOAD_CPU)  # warm-up
-                base.append(_measure(url, requests_file, usage, seconds, connections))
+            with server(
+                uvicorn_server(target, port, env), {**env, **extra}, url + "/", cpu=SERVER_CPU
+            ) as usage:
+                wrk(url, warmup_file, seconds=2, connections=connections, cpu=LOAD_CPU)
+                return _measure(url, requests_file, usage, seconds, connections)
+
+        for round_ in range(1, rounds + 1):
+            base.append(baseline("bench.echo_app:app", {}))
+            if database_url is None:
+                db = tmp / "minimal.db"
+                db.unlink(missing_ok=True)
+                minimal.append(baseline("bench.minimal_app:app", {"MINIMAL_DB": str(db)}))
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             (tmp / "bench.db").unlink(missing_ok=True)
@@ -139,9 +152,13 @@ def bench_requested(
                 subject.append(_measure(url, requests_file, usage, seconds, connections))
                 rss.append(usage.peak_rss_mb())
             b, s = base[-1], subject[-1]
+            reference = ""
+            if minimal:
+                m = minimal[-1]
+                reference = f" | minimal {m.rate:8.0f} req/s ({m.cpu_us:.0f} µs CPU/req)"
             print(
                 f"requested ({label}) round {round_}: echo {b.rate:8.0f} req/s "
-                f"(p99 {b.p99_ms:.2f} ms, {b.cpu_us:.0f} µs CPU/req) | resetrelay "
+                f"(p99 {b.p99_ms:.2f} ms, {b.cpu_us:.0f} µs CPU/req){reference} | resetrelay "
                 f"{s.rate:8.0f} req/s (p99 {s.p99_ms:.2f} ms, {s.cpu_us:.0f} µs CPU/req)"
             )
     median = statistics.median
@@ -179,11 +196,37 @@ def bench_requested(
             + f" ms (echo {', '.join(f'{m.p99_ms:.1f}' for m in base)} ms): **{p99:.1f} ms**",
             verdict("≤ 30 ms", p99 <= 30),
         ),
+        *_minimal_row(minimal, base, subject, connections),
         Row(
             f"peak RSS of `resetrelay serve` (web alone, {label}) under that flood",
             f"**{max(rss):.0f} MB**",
             verdict("< 150 MB", max(rss) < 150),
         ),
+    ]
+
+
+def _minimal_row(
+    minimal: list[Measured], base: list[Measured], subject: list[Measured], connections: int
+) -> list[Row]:
+    """The reference receiver (bench/minimal_app.py) in the same rounds: what the
+    least an honest receiver does costs on this machine, against the same echo."""
+    if not minimal:
+        return []
+    median = statistics.median
+    of_echo = median(m.rate for m in minimal) / median(m.rate for m in base)
+    ours = median(m.rate for m in subject) / median(m.rate for m in minimal)
+    rates = ", ".join(f"{m.rate:,.0f}" for m in minimal)
+    cpus = ", ".join(f"{m.cpu_us:.0f}" for m in minimal)
+    return [
+        Row(
+            "reference, same rounds: a minimal honest receiver (plain ASGI, the official "
+            "`standardwebhooks` check, one SQLite WAL insert keyed by the id and committed "
+            f"per request; bench/minimal_app.py), wrk {connections} connections: its rate "
+            "vs the echo, and `resetrelay serve`'s vs its",
+            f"{rates} req/s ({cpus} µs CPU/req): **{of_echo:.2f}** of the echo; "
+            f"resetrelay **{ours:.2f}** of it",
+            "—",
+        )
     ]
 
 
