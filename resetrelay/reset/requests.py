@@ -307,11 +307,16 @@ class Intake:
         self._max_batch = max_batch
         self._queue: list[tuple[Pending, asyncio.Future[bool]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, event_id: str, payload: dict[str, Any]) -> bool:
         """Persist the event and its job; True when the id is new (a job was queued).
         Raises what the commit raised (e.g. StorageUnavailable)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Looked up once: on Python 3.11 every get_running_loop() is a getpid()
+            # system call (its fork check), once per request on this path.
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.append((Pending(event_id, payload), future))
         if self._committer is None or self._committer.done():
