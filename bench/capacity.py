@@ -1,20 +1,24 @@
 """One dyno's end-to-end capacity, and the memory of `serve` and `worker`.
 
-capacity: `resetrelay serve` with its inline worker (one dyno: the web process and
-the worker in one), on SQLite, the Auth0 emulator answering lookups over HTTP and
-an aiosmtpd sink in its own process taking the mail. wrk floods it with signed
-`requested` events for addresses that exist, so every request is a reset that
-ends in a sent mail. While it runs, `/metrics` is read once a second: the mails
-sent, the job queue's depth and the age of its oldest due job (the gauge an
-operator alerts on). Then the flood stops and the worker drains alone for a
-while: its rate then is what one dyno completes when nobody is knocking.
-The emulator holds 500 users (each costs it a scrypt hash at start), so requests
-repeat addresses: a newer ticket supersedes an older one whose mail is then not
-sent, and only sent mails count as completed resets. The figures are therefore
-conservative, and vary with how the lanes interleave.
+capacity: one dyno is `resetrelay serve` with its inline worker (the web process
+and the worker in one), on SQLite, pinned to CPU 0; the Auth0 emulator answers
+lookups over HTTP and an aiosmtpd sink in its own process takes the mail, both on
+CPU 1 with wrk. The emulator holds one user per reset (`--resets`), and the
+service runs with no global ceiling (REQUESTS_CEILING=off), so every request is a
+reset that ends in a sent mail.
 
-drain: 10,000 reset mails queued in the outbox, then a `resetrelay worker`
-process sends them all to the sink; its peak resident memory, and the rate.
+- flood: wrk floods the dyno with signed `requested` events for those addresses.
+  While it runs, `/metrics` is read once a second: the mails sent, the job queue's
+  depth and the age of its oldest due job (the gauge an operator alerts on).
+- drain: every address asks once, through the web process alone
+  (INLINE_WORKER=false), so the backlog is one job per address. Then a fresh dyno
+  starts on that database and is timed until its last mail is sent: the wall
+  clock, and its CPU time (start-up included) per reset, which is what one core
+  completes when nobody is knocking.
+
+drain (the `drain` benchmark): 10,000 reset mails queued in the outbox, then a
+`resetrelay worker` process sends them all to the sink; its peak resident
+memory, and the rate.
 """
 
 from __future__ import annotations

@@ -129,3 +129,18 @@ async def test_a_social_primary_account_with_a_linked_database_identity(
 async def test_a_social_primary_needs_both_identities() -> None:
     with pytest.raises(ValueError, match="social primary"):
         create_emulator(users=[{"email": "a@example.com", "social": "github", "primary": "social"}])
+
+
+def test_users_loaded_together_hash_each_distinct_password_once() -> None:
+    # A bench loads thousands of users with one password: one scrypt, not thousands.
+    # Each user still signs in with their own password and no other.
+    from devkit.emulator.policy import check_password
+
+    users = [{"email": f"u{i}@example.com", "password": "Same-Passw0rd!"} for i in range(3)]
+    users.append({"email": "other@example.com", "password": "Other-Passw0rd!"})
+    state = create_emulator(users=users).state.emulator
+    hashes = {u.email: u.password_hash for u in state.users.values()}
+    assert len(set(hashes.values())) == 2
+    assert all(check_password("Same-Passw0rd!", hashes[f"u{i}@example.com"]) for i in range(3))
+    assert check_password("Other-Passw0rd!", hashes["other@example.com"])
+    assert not check_password("Same-Passw0rd!", hashes["other@example.com"])
