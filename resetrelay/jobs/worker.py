@@ -61,14 +61,17 @@ class Doorbell:
         self._listeners: list[Callable[[], None]] = []
         self._delay = delay
         self._rng = rng or random.SystemRandom()  # the delay hides timing: not guessable
-        self._pending = False  # a delayed wake is scheduled and has not fired yet
+        # The loop on which a delayed wake is scheduled and has not fired yet.
+        self._pending: asyncio.AbstractEventLoop | None = None
 
     def ring(self) -> None:
-        # Every accepted request rings: with nobody listening (a web process without
-        # an inline worker) there is nothing to do, and while a delayed wake is
-        # pending, the worker will claim this job with the others when it fires.
-        if not self._listeners or self._pending:
+        # Every accepted request rings: with nobody listening there is nothing to do,
+        # and while a delayed wake is pending, the worker will claim this job with
+        # the others when it fires.
+        if not self._listeners:
             return
+        if self._pending is not None and not self._pending.is_closed():
+            return  # (a loop closed before its wake fired never fires it: schedule anew)
         low, high = self._delay
         if high <= 0:
             self._notify()
@@ -78,11 +81,11 @@ class Doorbell:
         except RuntimeError:  # rung outside an event loop: nothing to compete with
             self._notify()
             return
-        self._pending = True
+        self._pending = loop
         loop.call_later(self._rng.uniform(low, high), self._fire)
 
     def _fire(self) -> None:
-        self._pending = False
+        self._pending = None
         self._notify()
 
     def _notify(self) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime, timedelta
 
@@ -515,6 +516,26 @@ async def test_rings_while_a_wake_is_pending_make_one_wake() -> None:
     bell.ring()
     await anyio.sleep(0.1)
     assert len(heard) == 2
+
+
+def test_a_wake_lost_with_its_loop_does_not_silence_the_doorbell() -> None:
+    # A loop closed before its wake fired never fires it; the next ring, in another
+    # loop, schedules a wake of its own instead of waiting for that one for ever.
+    heard: list[int] = []
+    bell = Doorbell(delay=(0.01, 0.02), rng=random.Random(7))
+    bell.listen(lambda: heard.append(1))
+
+    async def ring_only() -> None:
+        bell.ring()
+
+    async def ring_and_wait() -> None:
+        bell.ring()
+        await asyncio.sleep(0.1)
+
+    asyncio.run(ring_only())  # the loop closes before the wake is due
+    assert heard == []
+    asyncio.run(ring_and_wait())
+    assert heard == [1]
 
 
 def test_a_doorbell_nobody_listens_to_does_nothing() -> None:
