@@ -313,7 +313,7 @@ class Intake:
         """Persist the event and its job; True when the id is new (a job was queued).
         Raises what the commit raised (e.g. StorageUnavailable)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or not loop.is_running():
             # Looked up once: on Python 3.11 every get_running_loop() is a getpid()
             # system call (its fork check), once per request on this path.
             loop = self._loop = asyncio.get_running_loop()
