@@ -46,6 +46,10 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+# json.dumps(obj, separators=...) builds an encoder on every call; this one is made once.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dedupe_key(source: str, event_id: str) -> str:
     return f"{source}:{event_id}"
 
@@ -85,7 +89,7 @@ async def record(
     if not items:
         return set()
     keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
-    payloads = [json.dumps(payload, separators=(",", ":")) for _, payload in items]
+    payloads = [_compact(payload) for _, payload in items]
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
         async with db.driver() as driver:
