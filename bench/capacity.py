@@ -9,7 +9,10 @@ reset that ends in a sent mail.
 
 - flood: wrk floods the dyno with signed `requested` events for those addresses.
   While it runs, `/metrics` is read once a second: the mails sent, the job queue's
-  depth and the age of its oldest due job (the gauge an operator alerts on).
+  depth and the age of its oldest due job (the gauge an operator alerts on). The
+  flood repeats the addresses, so a newer ticket can supersede an older one before
+  its mail goes out; only sent mails count, which makes the resets completed during
+  the flood a conservative figure.
 - drain: every address asks once, through the web process alone
   (INLINE_WORKER=false), so the backlog is one job per address. Then a fresh dyno
   starts on that database and is timed until its last mail is sent: the wall
