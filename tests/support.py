@@ -1,5 +1,5 @@
 """Running ASGI apps on real loopback sockets for tests (uvicorn in a thread, or in
-the test's own event loop)."""
+the test's own event loop), and the scope of one request for driving an app directly."""
 
 from __future__ import annotations
 
@@ -58,3 +58,24 @@ async def serve_in_loop(app: Any, port: int | None = None) -> AsyncIterator[str]
             yield f"http://{HOST}:{port}"
         finally:
             server.should_exit = True
+
+
+def post_scope(
+    path: str, headers: list[tuple[bytes, bytes]], *, root: str = "", query: bytes = b""
+) -> dict[str, Any]:
+    """The ASGI scope of one `POST root + path` from 127.0.0.1, as uvicorn builds it."""
+    full = root + path
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": full,
+        "raw_path": full.encode(),
+        "query_string": query,
+        "root_path": root,
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }

@@ -21,6 +21,7 @@ from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from resetrelay.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, Clock
+from tests.support import post_scope
 
 pytestmark = pytest.mark.anyio
 KEY = __import__("base64").b64decode(WEBHOOK_SECRET.removeprefix("whsec_") + "==")
@@ -47,21 +48,7 @@ async def drive(
     app: Starlette, headers: Headers, chunks: list[bytes], *, root: str = ""
 ) -> tuple[int | None, list[tuple[bytes, bytes]], bytes]:
     """One POST to /hooks/website (under `root`): status, headers but the request id, body."""
-    path = root + "/hooks/website"
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"ticket=x",
-        "root_path": root,
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = post_scope("/hooks/website", headers, root=root, query=b"ticket=x")
     incoming: list[MutableMapping[str, Any]] = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
         for i, chunk in enumerate(chunks)
@@ -167,21 +154,7 @@ async def test_a_bug_is_a_clean_500_naming_the_request_id_its_log_line_has(
 
             send = _Keep(sent)
 
-            path = root + "/hooks/website"
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "POST",
-                "scheme": "http",
-                "path": path,
-                "raw_path": path.encode(),
-                "query_string": b"",
-                "root_path": root,
-                "headers": headers,
-                "client": ("127.0.0.1", 50000),
-                "server": ("127.0.0.1", 8000),
-            }
+            scope = post_scope("/hooks/website", headers, root=root)
             with pytest.raises(RuntimeError, match="a bug"):  # raised on, as Starlette does
                 await app(scope, receive, send)
             start, body = sent  # one answer: nothing sent twice

@@ -17,6 +17,7 @@ from hooks.app import create_app
 from resetrelay.runtime import Runtime
 from resetrelay.settings import Settings
 from tests.conftest import Clock
+from tests.support import post_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -46,20 +47,7 @@ async def drive(
     app: Starlette, path: str, headers: dict[str, str], first_chunk: bytes
 ) -> list[dict[str, Any]]:
     """One request whose client sends `first_chunk`, says more follows, then leaves."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = post_scope(path, [(k.lower().encode(), v.encode()) for k, v in headers.items()])
     incoming: list[MutableMapping[str, Any]] = [
         {"type": "http.request", "body": first_chunk, "more_body": True},
         {"type": "http.disconnect"},
