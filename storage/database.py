@@ -24,10 +24,14 @@ One way to run a transaction per need:
                                                        one thread hop per transaction on SQLite
     driver()       PostgreSQL's psycopg connection     the request hot path only
                    (SQLite: `writer.run_driver`)       (storage.intake), no SQLAlchemy on the way
+    committer()    as driver(), one kept-open          the group committer's batches
+                   connection, one user at a time      (storage.intake.record)
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
@@ -42,6 +46,10 @@ from storage.writer import SqliteWriter, sqlite_transactions
 __all__ = ["Database", "StorageError", "StorageUnavailable"]
 
 T = TypeVar("T")
+
+# committer(): a kept-open connection idle this long (seconds) is pinged before use,
+# as the pool's pre-ping would; one in steady use is not.
+PING_AFTER = 1.0
 
 
 class StorageError(Exception):
@@ -59,7 +67,9 @@ class StorageUnavailable(StorageError):
 class Database:
     """Owns the engine. `begin()` yields a connection inside one transaction."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 8, echo: bool = False, ping_after: float = PING_AFTER
+    ) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         kwargs: dict[str, Any] = {"echo": echo}
@@ -77,6 +87,11 @@ class Database:
         self._writer: SqliteWriter | None = None
         if self.dialect == "sqlite":
             sqlite_transactions(self.engine.sync_engine)
+        # PostgreSQL: committer()'s connection, opened on first use.
+        self._committer: Any = None
+        self._committer_lock = asyncio.Lock()
+        self._committer_used = 0.0
+        self._ping_after = ping_after
 
     @property
     def writer(self) -> SqliteWriter:
@@ -142,9 +157,69 @@ class Database:
         except StorageUnavailable:
             raise
         except Exception as exc:
-            if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy"):
+            if _is_driver_error(exc):
                 raise StorageUnavailable(type(exc).__name__) from exc
             raise
+
+    @asynccontextmanager
+    async def committer(self) -> AsyncIterator[Any]:
+        """PostgreSQL: as `driver()`, on one psycopg connection of its own that stays
+        open between uses, for the group committer's batches (storage.intake.record):
+        one transaction, committed when the block ends, rolled back when it raises.
+
+        Why not the pool: a checkout pings the server (pre-ping) and a return resets
+        the connection, which together cost the client more CPU than the batch's own
+        statements, once per batch. Here a connection idle for `ping_after` seconds
+        is pinged first (so a restarted server costs no batch its answer, as with the
+        pool); one in steady use is not. One that fails, or whose user is cancelled
+        mid-statement (its protocol state is then unknown), is closed, and the next
+        use opens another. One user at a time: the committer runs one batch at a time
+        anyway; a second user waits its turn."""
+        if self.dialect == "sqlite":
+            raise TypeError("SQLite's driver path is writer.run_driver")
+        async with self._committer_lock:
+            try:
+                driver = await self._committer_connection()
+                try:
+                    yield driver
+                except Exception:
+                    await driver.rollback()
+                    raise
+                except BaseException:
+                    self._drop_committer()
+                    raise
+                await driver.commit()
+                self._committer_used = time.monotonic()
+            except Exception as exc:
+                if _is_driver_error(exc):
+                    if self._committer is not None and self._committer.broken:
+                        self._drop_committer()
+                    raise StorageUnavailable(type(exc).__name__) from exc
+                raise
+
+    async def _committer_connection(self) -> Any:
+        import psycopg
+
+        conn = self._committer
+        if conn is not None and not conn.closed:
+            if time.monotonic() - self._committer_used < self._ping_after:
+                return conn
+            try:
+                await conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                self._drop_committer()
+        # The engine's own connect arguments (host, credentials, TLS, adapters): the
+        # same connection its pool would open.
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+        self._committer = await psycopg.AsyncConnection.connect(*cargs, **cparams)
+        self._committer_used = time.monotonic()
+        return self._committer
+
+    def _drop_committer(self) -> None:
+        conn, self._committer = self._committer, None
+        if conn is not None:
+            conn.pgconn.finish()  # closes the socket now, without a round trip
 
     async def ping(self) -> bool:
         try:
@@ -155,10 +230,17 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        if self._committer is not None:
+            conn, self._committer = self._committer, None
+            await conn.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
         await self.engine.dispose()
+
+
+def _is_driver_error(exc: Exception) -> bool:
+    return type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy")
 
 
 @contextmanager

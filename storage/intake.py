@@ -92,7 +92,7 @@ async def record(
     payloads = [_compact(payload) for _, payload in items]
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
-        async with db.driver() as driver:
+        async with db.committer() as driver:
             cursor = driver.cursor()
             # Its own statement: the INSERT's snapshot must come after the lock.
             await cursor.execute(LOCK_SHARED, [keys])

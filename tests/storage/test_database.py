@@ -5,7 +5,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from resetrelay.settings import normalise_database_url
@@ -131,3 +131,139 @@ async def test_an_sqlite_file_that_cannot_be_opened_is_storage_unavailable(
             await db.run(lambda conn: None)
     finally:
         await db.dispose()
+
+
+# -- committer(): PostgreSQL's kept-open connection for the group committer ----------
+
+
+async def _postgres(db: Database) -> bool:
+    """True on PostgreSQL. On SQLite, whose hot path is the writer thread's, asking for
+    the committer is a TypeError: each test below checks that much there."""
+    if db.dialect != "sqlite":
+        return True
+    with pytest.raises(TypeError, match=r"writer\.run_driver"):
+        async with db.committer():
+            pass
+    return False
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.committer() as driver:
+        cursor = await driver.execute("SELECT pg_backend_pid()")
+        row = await cursor.fetchone()
+        return int(row[0])
+
+
+async def _gone(db: Database, pid: int) -> bool:
+    async with db.read() as conn:
+        for _ in range(250):
+            found = await conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+            if found.scalar_one() == 0:
+                return True
+            await anyio.sleep(0.02)
+    return False
+
+
+async def _terminate(db: Database, pid: int) -> None:
+    async with db.begin() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    assert await _gone(db, pid)
+
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
+    "created_at, updated_at) VALUES ('a', '{}', 'queued', 0, 1, now(), now(), now())"
+)
+
+
+async def test_the_committer_keeps_one_connection_and_commits_each_block(
+    database: Database,
+) -> None:
+    if not await _postgres(database):
+        return
+    first = await _backend_pid(database)
+    async with database.committer() as driver:
+        await driver.execute(_INSERT_JOB)
+    assert await _count(database) == 1  # committed: another connection sees it
+    assert await _backend_pid(database) == first
+
+
+async def test_a_committer_block_that_raises_is_rolled_back_and_the_connection_kept(
+    database: Database,
+) -> None:
+    if not await _postgres(database):
+        return
+    first = await _backend_pid(database)
+
+    async def insert_then_fail() -> None:
+        async with database.committer() as driver:
+            await driver.execute(_INSERT_JOB)
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        await insert_then_fail()
+    assert await _count(database) == 0
+    assert await _backend_pid(database) == first
+
+
+async def test_an_idle_committer_whose_server_side_went_away_reconnects_unseen(
+    database_url: str,
+) -> None:
+    db = Database(database_url, ping_after=0.0)  # every use counts as after idleness
+    try:
+        if not await _postgres(db):
+            return
+        first = await _backend_pid(db)
+        await _terminate(db, first)
+        assert await _backend_pid(db) != first  # no error: the ping found it gone
+    finally:
+        await db.dispose()
+
+
+async def test_a_committer_in_steady_use_that_lost_its_server_fails_once_then_recovers(
+    database_url: str,
+) -> None:
+    db = Database(database_url, ping_after=3600.0)  # never pinged: in steady use
+    try:
+        if not await _postgres(db):
+            return
+        first = await _backend_pid(db)
+        await _terminate(db, first)
+        with pytest.raises(StorageUnavailable):  # that batch's callers answer 503
+            await _backend_pid(db)
+        assert await _backend_pid(db) != first  # the next batch reconnects
+    finally:
+        await db.dispose()
+
+
+async def test_a_committer_user_cancelled_mid_statement_leaves_no_connection_behind(
+    database: Database,
+) -> None:
+    if not await _postgres(database):
+        return
+    first = await _backend_pid(database)
+    with anyio.move_on_after(0.3) as scope:
+        async with database.committer() as driver:
+            await driver.execute("SELECT pg_sleep(30)")
+    assert scope.cancelled_caught
+    # A fresh connection, at once: the old one, whose protocol state is unknown, is
+    # never used again. (The server notices the closed socket only when its
+    # statement ends: PostgreSQL does not watch idle clients by default.)
+    with anyio.fail_after(10):
+        assert await _backend_pid(database) != first
+
+
+async def test_dispose_closes_the_committer_connection(database_url: str) -> None:
+    db = Database(database_url)
+    if not await _postgres(db):
+        await db.dispose()
+        return
+    pid = await _backend_pid(db)
+    await db.dispose()
+    other = Database(database_url)
+    try:
+        assert await _gone(other, pid)
+    finally:
+        await other.dispose()
