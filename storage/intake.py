@@ -54,29 +54,30 @@ def dedupe_key(source: str, event_id: str) -> str:
     return f"{source}:{event_id}"
 
 
-# PostgreSQL: a transaction-scoped advisory lock per key, shared between intake
-# batches, exclusive in `storage.inbound.claim` (which spells the same key).
+# PostgreSQL: the batch goes as one JSON document, `[[event id, payload], ...]`,
+# encoded in one call and sent as one text value, in both statements. One statement
+# text whatever the batch's size: psycopg converts a query's placeholders in Python
+# and caches the result per query text, and a VALUES list of N rows is a new text for
+# every N. Arrays of N elements cost psycopg a Python step per element; the document
+# costs none. The key is spelled in SQL as `dedupe_key` spells it.
+PG_ROWS = "json_array_elements(%(rows)s::json) AS v"
+
+# A transaction-scoped advisory lock per key, shared between intake batches,
+# exclusive in `storage.inbound.claim` (which spells the same key).
 LOCK_SHARED = (
-    "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(%b::text[]) AS k"
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(%(source)s || ':' || (v->>0), 0)) "
+    f"FROM {PG_ROWS}"
 )
 LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
 
-
-# PostgreSQL: one statement text whatever the batch's size, the rows as arrays.
-# psycopg converts a query's %s placeholders in Python and caches the result per
-# query text; a VALUES list of N rows is a new text for every N (and too long to
-# cache), and converting it was the largest cost of this path under load. The arrays
-# go in binary (`%b`): psycopg's text format escapes each element in Python (a
-# regular expression per element), eight times the client's CPU of the binary form.
 PG_RECORD = (
     "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
     "created_at, updated_at, dedupe_key) "
-    "SELECT %(kind)s, v.payload, 'queued', 0, %(max_attempts)s, %(now)s, %(now)s, "
-    "%(now)s, v.dedupe_key "
-    "FROM unnest(%(payloads)b::json[], %(keys)b::text[], %(ids)b::text[]) "
-    "AS v (payload, dedupe_key, event_id) "
+    "SELECT %(kind)s, v->1, 'queued', 0, %(max_attempts)s, %(now)s, %(now)s, "
+    "%(now)s, %(source)s || ':' || (v->>0) "
+    f"FROM {PG_ROWS} "
     "WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
-    "WHERE e.source = %(source)s AND e.event_id = v.event_id) "
+    "WHERE e.source = %(source)s AND e.event_id = v->>0) "
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
 )
 
@@ -88,28 +89,27 @@ async def record(
     ids that were new (the others were delivered before and change nothing)."""
     if not items:
         return set()
-    keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
-    payloads = [_compact(payload) for _, payload in items]
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
+        document = _compact([[event_id, payload] for event_id, payload in items])
         async with db.committer() as driver:
             cursor = driver.cursor()
             # Its own statement: the INSERT's snapshot must come after the lock.
-            await cursor.execute(LOCK_SHARED, [keys])
+            await cursor.execute(LOCK_SHARED, {"source": batch.source, "rows": document})
             await cursor.execute(
                 PG_RECORD,
                 {
                     "kind": batch.job_kind,
                     "max_attempts": batch.max_attempts,
                     "now": now,
-                    "payloads": payloads,
-                    "keys": keys,
-                    "ids": [event_id for event_id, _ in items],
+                    "rows": document,
                     "source": batch.source,
                 },
             )
             rows = await cursor.fetchall()
         return {r[0][prefix:] for r in rows}
+    keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
+    payloads = [_compact(payload) for _, payload in items]
     when = _sqlite_time(now)
     row = "(?,?,?,?,?,?,?,?)"
     statement = (
