@@ -9,7 +9,8 @@ Savepoints / Transactional DDL" notes for pysqlite and aiosqlite. Read-only
 work uses `read()`, a deferred transaction that never upgrades and so never
 holds the write lock.
 
-PostgreSQL: psycopg 3, async, a small pool with pre-ping.
+PostgreSQL: psycopg 3, async, a small pool with pre-ping; the request hot path's
+batches on one kept-open connection of their own (`committer()`).
 
 Driver failures that mean "the database is not answering" become
 `StorageUnavailable` here, so callers answer 503 instead of leaking a
