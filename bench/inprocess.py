@@ -1,13 +1,16 @@
 """The request path without HTTP: CPU per signed `requested` event through the ASGI app.
 
-`python -m bench.inprocess [--requests N] [--profile]` builds the app on a SQLite
-database in a temporary directory (the settings `bench.run` gives the service),
-then calls it directly, 32 requests at a time as wrk's connections would arrive,
-and prints the process's CPU time per request. No uvicorn, no sockets, no other
-process: what is left is our code and SQLite, so a change to them shows in a few
-seconds and moves this figure far more steadily than the wrk rounds of `bench.run`
-(which stay the measure that counts). `--profile` prints cProfile's top functions
-(its own overhead inflates every figure; read them as proportions).
+`python -m bench.inprocess [--requests N] [--profile] [--postgres URL]` builds the
+app on a SQLite database in a temporary directory (the settings `bench.run` gives
+the service), or with `--postgres` on a database of its own on that PostgreSQL
+server (made and dropped, as `bench.run` does), then calls it directly, 32 requests
+at a time as wrk's connections would arrive, and prints the process's CPU time per
+request. No uvicorn, no sockets, no other process (PostgreSQL's server runs, but its
+CPU is not counted): what is left is our code and the database client, so a change
+to them shows in a few seconds and moves this figure far more steadily than the wrk
+rounds of `bench.run` (which stay the measure that counts). `--profile` prints
+cProfile's top functions (its own overhead inflates every figure; read them as
+proportions).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from bench.harness import signed_request_lines
+from bench.harness import postgres_database, signed_request_lines
 from bench.run import service_env
 from hooks.app import create_app
 from resetrelay.runtime import Runtime
@@ -112,10 +115,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server instead of SQLite")
     args = parser.parse_args()
     secret = new_secret()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env(service_env(Path(tmp), secret))
+    with tempfile.TemporaryDirectory() as tmp, postgres_database(args.postgres) as url:
+        if args.postgres and url is None:
+            raise SystemExit(f"bench: no PostgreSQL answers at {args.postgres}")
+        extra = {"DATABASE_URL": url} if url else {}
+        settings = Settings.from_env(service_env(Path(tmp), secret, **extra))
         upgrade(settings.database_url)
         requests = _requests(secret, WARM_UP + args.requests)
         per_request = asyncio.run(_run(settings, requests, args.profile))
