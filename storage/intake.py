@@ -54,30 +54,34 @@ def dedupe_key(source: str, event_id: str) -> str:
     return f"{source}:{event_id}"
 
 
-# PostgreSQL: the batch goes as one JSON document, `[[event id, payload], ...]`,
-# encoded in one call and sent as one text value, in both statements. One statement
-# text whatever the batch's size: psycopg converts a query's placeholders in Python
-# and caches the result per query text, and a VALUES list of N rows is a new text for
-# every N. Arrays of N elements cost psycopg a Python step per element; the document
-# costs none. The key is spelled in SQL as `dedupe_key` spells it.
-PG_ROWS = "json_array_elements(%(rows)s::json) AS v"
+# PostgreSQL: the batch goes as two JSON documents, the ids `["id", ...]` and the
+# payloads `[{...}, ...]`, each encoded in one call and sent as one text value, and
+# zipped back into rows by `ROWS FROM`. One statement text whatever the batch's
+# size: psycopg converts a query's placeholders in Python and caches the result per
+# query text, and a VALUES list of N rows is a new text for every N. Arrays of N
+# elements cost psycopg a Python step per element; a document costs none. Only the
+# ids are ever read as text: a payload may hold \u0000 (JSON allows it, PostgreSQL's
+# text does not), and `json_array_elements` hands it on as JSON without decoding it.
+# The key is spelled in SQL as `dedupe_key` spells it.
+PG_IDS = "json_array_elements_text(%(ids)s::json)"
 
 # A transaction-scoped advisory lock per key, shared between intake batches,
 # exclusive in `storage.inbound.claim` (which spells the same key).
 LOCK_SHARED = (
-    "SELECT pg_advisory_xact_lock_shared(hashtextextended(%(source)s || ':' || (v->>0), 0)) "
-    f"FROM {PG_ROWS}"
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(%(source)s || ':' || i, 0)) "
+    f"FROM {PG_IDS} AS i"
 )
 LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
 
 PG_RECORD = (
     "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
     "created_at, updated_at, dedupe_key) "
-    "SELECT %(kind)s, v->1, 'queued', 0, %(max_attempts)s, %(now)s, %(now)s, "
-    "%(now)s, %(source)s || ':' || (v->>0) "
-    f"FROM {PG_ROWS} "
+    "SELECT %(kind)s, v.payload, 'queued', 0, %(max_attempts)s, %(now)s, %(now)s, "
+    "%(now)s, %(source)s || ':' || v.event_id "
+    f"FROM ROWS FROM ({PG_IDS}, json_array_elements(%(payloads)s::json)) "
+    "AS v (event_id, payload) "
     "WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
-    "WHERE e.source = %(source)s AND e.event_id = v->>0) "
+    "WHERE e.source = %(source)s AND e.event_id = v.event_id) "
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
 )
 
@@ -91,18 +95,20 @@ async def record(
         return set()
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
-        document = _compact([[event_id, payload] for event_id, payload in items])
+        ids = _compact([event_id for event_id, _ in items])
+        payloads = _compact([payload for _, payload in items])
         async with db.committer() as driver:
             cursor = driver.cursor()
             # Its own statement: the INSERT's snapshot must come after the lock.
-            await cursor.execute(LOCK_SHARED, {"source": batch.source, "rows": document})
+            await cursor.execute(LOCK_SHARED, {"source": batch.source, "ids": ids})
             await cursor.execute(
                 PG_RECORD,
                 {
                     "kind": batch.job_kind,
                     "max_attempts": batch.max_attempts,
                     "now": now,
-                    "rows": document,
+                    "ids": ids,
+                    "payloads": payloads,
                     "source": batch.source,
                 },
             )

@@ -50,9 +50,9 @@ async def test_second_delivery_makes_no_second_job(database: Database, clock: Cl
 async def test_ids_and_payloads_with_quotes_braces_and_non_ascii_round_trip(
     database: Database, clock: Clock
 ) -> None:
-    # The rows go to PostgreSQL as arrays: what an array literal would need escaped
-    # (quotes, backslashes, braces, commas, NULL spelled out, non-ASCII) comes back
-    # exactly, and every one is its own row.
+    # What an array literal or a JSON text would need escaped (quotes, backslashes,
+    # braces, commas, NULL spelled out, non-ASCII) comes back exactly, and every one
+    # is its own row.
     ids = ['msg_"q"', "msg_\\b", "msg_{x,y}", "NULL", "msg_ü"]
     emails = [
         'a"b@example.com',
@@ -67,3 +67,17 @@ async def test_ids_and_payloads_with_quotes_braces_and_non_ascii_round_trip(
     async with database.begin() as conn:
         claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=10)
     assert sorted(j.payload["email"] for j in claimed) == sorted(emails)
+
+
+async def test_payload_strings_with_nul_and_control_characters_are_stored(
+    database: Database, clock: Clock
+) -> None:
+    # A payload may hold any string its event carried (an IPv6 scope id, say, which
+    # the address parser lets through): PostgreSQL's JSON keeps \u0000 as written but
+    # cannot turn it into text, so nothing on the way may read the payload as text.
+    odd = "::%\x00\x01\x1f\u2028"
+    items = [("msg_nul", {"email": "a@example.com", "client_ip": odd}), ("msg_ok", {})]
+    assert await intake.record(database, BATCH, items, now=clock()) == {"msg_nul", "msg_ok"}
+    async with database.begin() as conn:
+        claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=10)
+    assert sorted(j.payload.get("client_ip", "") for j in claimed) == ["", odd]
