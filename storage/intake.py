@@ -95,20 +95,20 @@ async def record(
         return set()
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
-        ids = _compact([event_id for event_id, _ in items])
-        payloads = _compact([payload for _, payload in items])
+        ids_json = _compact([event_id for event_id, _ in items])
+        payloads_json = _compact([payload for _, payload in items])
         async with db.committer() as driver:
             cursor = driver.cursor()
             # Its own statement: the INSERT's snapshot must come after the lock.
-            await cursor.execute(LOCK_SHARED, {"source": batch.source, "ids": ids})
+            await cursor.execute(LOCK_SHARED, {"source": batch.source, "ids": ids_json})
             await cursor.execute(
                 PG_RECORD,
                 {
                     "kind": batch.job_kind,
                     "max_attempts": batch.max_attempts,
                     "now": now,
-                    "ids": ids,
-                    "payloads": payloads,
+                    "ids": ids_json,
+                    "payloads": payloads_json,
                     "source": batch.source,
                 },
             )
