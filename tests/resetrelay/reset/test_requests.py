@@ -18,7 +18,7 @@ from sqlalchemy import select
 from devkit.emulator import create_emulator
 from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import Accepted
-from resetrelay.reset.requests import REQUESTED, Requested, recipient
+from resetrelay.reset.requests import REQUESTED, Intake, Requested, recipient
 from resetrelay.runtime import Runtime
 from resetrelay.webhooks import sign
 from storage.database import Database
@@ -58,6 +58,57 @@ async def test_concurrent_requests_share_commits_and_twins_queue_once(runtime: R
     assert len(answers) == 40
     assert sum(a.replayed for a in answers) == 10
     assert len(await _queued(runtime.db)) == 30
+
+
+class _Batches:
+    """storage.intake.record's stand-in: remembers each batch's ids, all new."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    async def __call__(self, db: Database, batch: object, items: Any, *, now: object) -> set[str]:
+        self.seen.append([event_id for event_id, _ in items])
+        return {event_id for event_id, _ in items}
+
+
+def _intake(batches: _Batches, max_batch: int = 500) -> Intake:
+    return Intake(
+        None,  # type: ignore[arg-type]  # the stand-in never touches a database
+        Clock(),
+        source="website",
+        job_kind=REQUESTED,
+        max_batch=max_batch,
+        record=batches,
+    )
+
+
+async def test_requests_arriving_over_the_next_loop_turns_join_the_batch() -> None:
+    # As when a poll of the sockets brings more requests while the first ones are
+    # being handled: each starts one turn of the event loop after the previous one.
+    batches = _Batches()
+    intake = _intake(batches)
+
+    async def arrive(turns: int, event_id: str) -> None:
+        for _ in range(turns):
+            await anyio.lowlevel.checkpoint()
+        assert await intake.submit(event_id, {})
+
+    async with anyio.create_task_group() as tg:
+        for turns, event_id in enumerate(["first", "second", "third"]):
+            tg.start_soon(arrive, turns, event_id)
+    assert batches.seen == [["first", "second", "third"]]
+
+
+async def test_a_lone_request_commits_without_a_timer_and_the_batch_size_holds() -> None:
+    batches = _Batches()
+    intake = _intake(batches, max_batch=2)
+    with anyio.fail_after(1):
+        assert await intake.submit("alone", {})
+    assert batches.seen == [["alone"]]
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(intake.submit, f"msg_{i}", {})
+    assert batches.seen[1:] == [["msg_0", "msg_1"], ["msg_2", "msg_3"], ["msg_4"]]
 
 
 # -- the address: exactly one mailbox, or none ------------------------------------------
