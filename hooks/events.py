@@ -68,12 +68,21 @@ def normal_ip(value: str) -> str:
     """An IP address's one spelling (`ipaddress`'s), or ValueError. A dotted IPv4
     address, the common case, goes through the C library's strict parser (four
     decimal octets, no leading zeros: what `ipaddress` accepts), about a tenth of
-    `ipaddress`'s cost; anything it refuses gets `ipaddress`'s own verdict."""
+    `ipaddress`'s cost; anything it refuses gets `ipaddress`'s own verdict.
+
+    An IPv6 zone (`fe80::1%eth0`) is dropped: it names an interface of the
+    website's own host, not the client, and `ipaddress` takes any text there,
+    control characters and `\x00` included. Kept, it would make one client many
+    rate-limit keys, and a NUL in a stored payload makes PostgreSQL refuse every
+    `payload->>'field'` read of that row (the operators' per-person queries)."""
     value = value.strip()
     try:
         return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
     except (OSError, ValueError):
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            address = ipaddress.IPv6Address(address.packed)
+        return str(address)
 
 
 class Verify(_Model):

@@ -127,6 +127,9 @@ HOSTILE_IPS = [
     "::1",
     "::ffff:1.2.3.4",
     "2001:db8::1%eth0",
+    "::%\x00",
+    "fe80::1%\n",
+    "::ffff:1.2.3.4%x",
     "2001:DB8:0:0:0:0:0:1",
     "",
     "not an address",
@@ -136,9 +139,10 @@ HOSTILE_IPS = [
 @pytest.mark.parametrize("raw", HOSTILE_IPS)
 def test_client_ip_spelling_is_ipaddress_s_verdict(raw: str) -> None:
     """The IPv4 shortcut (the C library's parser) accepts exactly what `ipaddress`
-    does and spells it the same; every other input gets `ipaddress`'s own verdict."""
+    does and spells it the same; every other input gets `ipaddress`'s own verdict,
+    less an IPv6 zone."""
     try:
-        expected: str | None = str(ipaddress.ip_address(raw.strip()))
+        expected: str | None = str(ipaddress.ip_address(raw.strip())).partition("%")[0]
     except ValueError:
         expected = None
     try:
@@ -146,3 +150,12 @@ def test_client_ip_spelling_is_ipaddress_s_verdict(raw: str) -> None:
     except ValueError:
         got = None
     assert got == expected
+
+
+def test_an_ipv6_zone_is_dropped_so_no_control_character_reaches_a_payload() -> None:
+    # ipaddress takes any text after "%"; a NUL stored in a job's payload would make
+    # PostgreSQL refuse `payload->>'email'` on that row (the per-person queries).
+    assert normal_ip("::%\x00") == "::"
+    assert normal_ip("fe80::1%eth0") == normal_ip("fe80::1%eth1") == "fe80::1"
+    _, data = parse(body(email="a@b.co", client_ip="2001:db8::1%\u0000"))
+    assert data == Requested(email="a@b.co", client_ip="2001:db8::1")
