@@ -329,8 +329,13 @@ class Intake:
         loop = self._loop
         if loop is None or not loop.is_running():
             # Looked up once: on Python 3.11 every get_running_loop() is a getpid()
-            # system call (its fork check), once per request on this path.
+            # system call (its fork check), once per request on this path. A new
+            # loop (the old one closed) gets a committer of its own: the old one's
+            # task never finishes, and nothing would commit this request. What the
+            # old loop left queued goes: its callers went with their loop.
             loop = self._loop = asyncio.get_running_loop()
+            self._committer = None
+            self._queue = [item for item in self._queue if item[1].get_loop() is loop]
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.append((Pending(event_id, payload), future))
         if self._committer is None or self._committer.done():

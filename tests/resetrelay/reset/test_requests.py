@@ -3,6 +3,7 @@ and the lookup of the job, over the Auth0 emulator, for accounts Auth0 has linke
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from devkit.emulator import create_emulator
 from resetrelay.metrics import Metrics
 from resetrelay.reset.outcomes import Accepted
-from resetrelay.reset.requests import REQUESTED, Intake, Requested, recipient
+from resetrelay.reset.requests import GATHER_TURNS, REQUESTED, Intake, Requested, recipient
 from resetrelay.runtime import Runtime
 from resetrelay.webhooks import sign
 from storage.database import Database
@@ -99,16 +100,41 @@ async def test_requests_arriving_over_the_next_loop_turns_join_the_batch() -> No
     assert batches.seen == [["first", "second", "third"]]
 
 
-async def test_a_lone_request_commits_without_a_timer_and_the_batch_size_holds() -> None:
+async def test_a_lone_request_commits_within_a_few_loop_turns_and_the_batch_size_holds() -> None:
     batches = _Batches()
     intake = _intake(batches, max_batch=2)
-    with anyio.fail_after(1):
+    answered = anyio.Event()
+
+    async def lone() -> None:
         assert await intake.submit("alone", {})
+        answered.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lone)
+        # Turns of the loop only, no time: a timer would not have fired by now.
+        for _ in range(GATHER_TURNS + 4):
+            await anyio.lowlevel.checkpoint()
+        assert answered.is_set()
     assert batches.seen == [["alone"]]
     async with anyio.create_task_group() as tg:
         for i in range(5):
             tg.start_soon(intake.submit, f"msg_{i}", {})
     assert batches.seen[1:] == [["msg_0", "msg_1"], ["msg_2", "msg_3"], ["msg_4"]]
+
+
+def test_an_intake_whose_loop_closed_commits_on_the_next_one() -> None:
+    # As between two tests sharing a runtime: the first loop closes with a request
+    # submitted and its committer not yet run.
+    batches = _Batches()
+    intake = _intake(batches)
+    old = asyncio.new_event_loop()
+    stranded = old.create_task(intake.submit("stranded", {}))
+    old.run_until_complete(asyncio.sleep(0))
+    assert not stranded.done() and batches.seen == []  # queued, not committed
+    old.close()
+    # Bounded: before the fix this waited for the old loop's committer for ever.
+    assert asyncio.run(asyncio.wait_for(intake.submit("fresh", {}), timeout=10))
+    assert batches.seen == [["fresh"]]
 
 
 # -- the address: exactly one mailbox, or none ------------------------------------------
