@@ -15,24 +15,11 @@ import tempfile
 import time
 import uuid
 
+from storage.intake import sqlite_statement
 from storage.migrate import upgrade
 
 BATCH, WARM, ROWS = 32, 30_000, 64_000
 _NOW = "2026-12-02 01:00:00.000000"
-
-
-def _statement(rows: int) -> str:
-    values = ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
-    return (  # storage.intake.record's SQLite statement
-        "WITH v (kind, payload, max_attempts, run_after, created_at, updated_at, "
-        f"dedupe_key, event_id) AS (VALUES {values}) "
-        "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
-        "created_at, updated_at, dedupe_key) "
-        "SELECT kind, payload, 'queued', 0, max_attempts, run_after, created_at, "
-        "updated_at, dedupe_key FROM v WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
-        "WHERE e.source = ? AND e.event_id = v.event_id) "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
-    )
 
 
 def per_row(temp_store: str, sequential: bool) -> float:
@@ -43,7 +30,7 @@ def per_row(temp_store: str, sequential: bool) -> float:
     pragmas = ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0")
     for pragma in (*pragmas, f"temp_store={temp_store}"):
         conn.execute(f"PRAGMA {pragma}")
-    sql, count, spent = _statement(BATCH), 0, 0.0
+    sql, count, spent = sqlite_statement(BATCH), 0, 0.0
     for batch in range((WARM + ROWS) // BATCH):
         params: list[object] = []
         for _ in range(BATCH):

@@ -86,6 +86,23 @@ PG_RECORD = (
 )
 
 
+def sqlite_statement(rows: int) -> str:
+    """SQLite: the statement for `rows` rows, each `(kind, payload, max_attempts,
+    run_after, created_at, updated_at, dedupe_key, event_id)`, then the source.
+    (bench/sqlite_keys.py times this same statement.)"""
+    values = ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
+    return (
+        "WITH v (kind, payload, max_attempts, run_after, created_at, updated_at, "
+        f"dedupe_key, event_id) AS (VALUES {values}) "
+        "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
+        "created_at, updated_at, dedupe_key) "
+        "SELECT kind, payload, 'queued', 0, max_attempts, run_after, created_at, "
+        "updated_at, dedupe_key FROM v WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
+        "WHERE e.source = ? AND e.event_id = v.event_id) "
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+    )
+
+
 async def record(
     db: Database, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]], *, now: datetime
 ) -> set[str]:
@@ -117,17 +134,7 @@ async def record(
     keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
     payloads = [_compact(payload) for _, payload in items]
     when = _sqlite_time(now)
-    row = "(?,?,?,?,?,?,?,?)"
-    statement = (
-        "WITH v (kind, payload, max_attempts, run_after, created_at, updated_at, "
-        f"dedupe_key, event_id) AS (VALUES {','.join([row] * len(items))}) "
-        "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
-        "created_at, updated_at, dedupe_key) "
-        "SELECT kind, payload, 'queued', 0, max_attempts, run_after, created_at, "
-        "updated_at, dedupe_key FROM v WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
-        "WHERE e.source = ? AND e.event_id = v.event_id) "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
-    )
+    statement = sqlite_statement(len(items))
     params: list[Any] = []
     for (event_id, _), key, payload in zip(items, keys, payloads, strict=True):
         params += (batch.job_kind, payload, batch.max_attempts, when, when, when, key, event_id)
