@@ -164,13 +164,15 @@ class Database:
 
     @asynccontextmanager
     async def committer(self) -> AsyncIterator[Any]:
-        """PostgreSQL: as `driver()`, on one psycopg connection of its own that stays
-        open between uses, for the group committer's batches (storage.intake.record):
-        one transaction, committed when the block ends, rolled back when it raises.
+        """PostgreSQL: one psycopg connection of its own, kept open between uses and in
+        autocommit, for the group committer's batches (storage.intake.record, one
+        statement a batch): each statement is its own transaction, one round trip,
+        with no BEGIN before it and no COMMIT after. Whatever needs several statements
+        in one transaction uses `begin()` or `driver()`.
 
         Why not the pool: a checkout pings the server (pre-ping) and a return resets
         the connection, which together cost the client more CPU than the batch's own
-        statements, once per batch. Here a connection idle for `ping_after` seconds
+        statement, once per batch. Here a connection idle for `ping_after` seconds
         is pinged first (so a restarted server costs no batch its answer, as with the
         pool); one in steady use is not. One that fails, or whose user is cancelled
         mid-statement (its protocol state is then unknown), is closed, and the next
@@ -182,14 +184,13 @@ class Database:
             try:
                 driver = await self._committer_connection()
                 try:
-                    yield driver
-                except Exception:
-                    await driver.rollback()
+                    yield driver  # each statement in it committed (or failed) as it ran
+                except BaseException as exc:
+                    # A statement that failed rolled back alone and the connection is
+                    # fine; one cancelled mid-statement leaves the protocol unknown.
+                    if not isinstance(exc, Exception):
+                        self._drop_committer()
                     raise
-                except BaseException:
-                    self._drop_committer()
-                    raise
-                await driver.commit()
                 self._committer_used = time.monotonic()
             except Exception as exc:
                 if _is_driver_error(exc):
@@ -213,7 +214,9 @@ class Database:
         # The engine's own connect arguments (host, credentials, TLS, adapters): the
         # same connection its pool would open.
         cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
-        self._committer = await psycopg.AsyncConnection.connect(*cargs, **cparams)
+        self._committer = await psycopg.AsyncConnection.connect(
+            *cargs, **{**cparams, "autocommit": True}
+        )
         self._committer_used = time.monotonic()
         return self._committer
 

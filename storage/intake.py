@@ -54,36 +54,22 @@ def dedupe_key(source: str, event_id: str) -> str:
     return f"{source}:{event_id}"
 
 
-# PostgreSQL: the batch goes as two JSON documents, the ids `["id", ...]` and the
-# payloads `[{...}, ...]`, each encoded in one call and sent as one text value, and
-# zipped back into rows by `ROWS FROM`. One statement text whatever the batch's
-# size: psycopg converts a query's placeholders in Python and caches the result per
-# query text, and a VALUES list of N rows is a new text for every N. Arrays of N
-# elements cost psycopg a Python step per element; a document costs none. Only the
-# ids are ever read as text: a payload may hold \u0000 (JSON allows it, PostgreSQL's
-# text does not), and `json_array_elements` hands it on as JSON without decoding it.
-# The key is spelled in SQL as `dedupe_key` spells it.
-PG_IDS = "json_array_elements_text(%(ids)s::json)"
-
-# A transaction-scoped advisory lock per key, shared between intake batches,
-# exclusive in `storage.inbound.claim` (which spells the same key).
-LOCK_SHARED = (
-    "SELECT pg_advisory_xact_lock_shared(hashtextextended(%(source)s || ':' || i, 0)) "
-    f"FROM {PG_IDS} AS i"
+# PostgreSQL: one call to the function migration 0011 made, `resetrelay_intake`, in
+# autocommit (`Database.committer`): one round trip a batch. It takes a shared
+# transaction-scoped advisory lock per key (exclusive in `storage.inbound.claim`,
+# which spells the same key), then inserts the jobs in a statement of its own, whose
+# snapshot comes after the locks. The batch goes as two JSON documents, the ids
+# `["id", ...]` and the payloads `[{...}, ...]`, each encoded in one call and sent as
+# one text value, and zipped back into rows by `ROWS FROM`: one statement text
+# whatever the batch's size (psycopg caches a query's conversion per text), and no
+# Python step per element (as arrays would cost). Only the ids are ever read as
+# text: a payload may hold \u0000 (JSON allows it, PostgreSQL's text does not), and
+# `json_array_elements` hands it on as JSON without decoding it.
+PG_RECORD = (
+    "SELECT * FROM resetrelay_intake(%(source)s, %(kind)s, %(max_attempts)s, %(now)s, "
+    "%(ids)s::json, %(payloads)s::json)"
 )
 LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
-
-PG_RECORD = (
-    "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_after, "
-    "created_at, updated_at, dedupe_key) "
-    "SELECT %(kind)s, v.payload, 'queued', 0, %(max_attempts)s, %(now)s, %(now)s, "
-    "%(now)s, %(source)s || ':' || v.event_id "
-    f"FROM ROWS FROM ({PG_IDS}, json_array_elements(%(payloads)s::json)) "
-    "AS v (event_id, payload) "
-    "WHERE NOT EXISTS (SELECT 1 FROM inbound_events e "
-    "WHERE e.source = %(source)s AND e.event_id = v.event_id) "
-    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
-)
 
 
 def sqlite_statement(rows: int) -> str:
@@ -116,17 +102,15 @@ async def record(
         payloads_json = _compact([payload for _, payload in items])
         async with db.committer() as driver:
             cursor = driver.cursor()
-            # Its own statement: the INSERT's snapshot must come after the lock.
-            await cursor.execute(LOCK_SHARED, {"source": batch.source, "ids": ids_json})
             await cursor.execute(
                 PG_RECORD,
                 {
+                    "source": batch.source,
                     "kind": batch.job_kind,
                     "max_attempts": batch.max_attempts,
                     "now": now,
                     "ids": ids_json,
                     "payloads": payloads_json,
-                    "source": batch.source,
                 },
             )
             rows = await cursor.fetchall()

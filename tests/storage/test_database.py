@@ -5,6 +5,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from psycopg import pq
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -178,7 +179,7 @@ _INSERT_JOB = (
 )
 
 
-async def test_the_committer_keeps_one_connection_and_commits_each_block(
+async def test_the_committer_keeps_one_connection_and_commits_each_statement(
     database: Database,
 ) -> None:
     if not await _postgres(database):
@@ -186,11 +187,12 @@ async def test_the_committer_keeps_one_connection_and_commits_each_block(
     first = await _backend_pid(database)
     async with database.committer() as driver:
         await driver.execute(_INSERT_JOB)
-    assert await _count(database) == 1  # committed: another connection sees it
+        assert await _count(database) == 1  # committed as it ran: another connection sees it
+        assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE  # no BEGIN
     assert await _backend_pid(database) == first
 
 
-async def test_a_committer_block_that_raises_is_rolled_back_and_the_connection_kept(
+async def test_a_failed_committer_statement_rolls_back_alone_and_the_connection_is_kept(
     database: Database,
 ) -> None:
     if not await _postgres(database):
@@ -200,11 +202,11 @@ async def test_a_committer_block_that_raises_is_rolled_back_and_the_connection_k
     async def insert_then_fail() -> None:
         async with database.committer() as driver:
             await driver.execute(_INSERT_JOB)
-            raise LookupError
+            await driver.execute("INSERT INTO jobs (kind) VALUES ('no payload')")  # NOT NULL
 
-    with pytest.raises(LookupError):
+    with pytest.raises(StorageUnavailable):
         await insert_then_fail()
-    assert await _count(database) == 0
+    assert await _count(database) == 1  # the statement before it stands
     assert await _backend_pid(database) == first
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import anyio
 import pytest
 
-from storage import intake, jobs
+from storage import inbound, intake, jobs
 from storage.database import Database
 from tests.conftest import Clock
 
@@ -82,3 +83,45 @@ async def test_payload_strings_with_nul_and_control_characters_are_stored(
     async with database.begin() as conn:
         claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=10)
     assert sorted(j.payload.get("client_ip", "") for j in claimed) == ["", odd]
+
+
+async def test_a_batch_waits_for_a_claim_of_its_id_in_flight_and_then_queues_nothing(
+    database: Database, clock: Clock
+) -> None:
+    # The other half of the one id namespace (storage.inbound.claim): a claim still
+    # open when the batch comes holds the id (PostgreSQL: the exclusive advisory
+    # lock; SQLite: the write lock), the batch waits for it, and its snapshot is
+    # taken after, so it sees the claimed row and queues no job.
+    claimed = anyio.Event()
+    release = anyio.Event()
+    result: dict[str, set[str]] = {}
+
+    async def claim_and_hold() -> None:
+        async with database.begin() as conn:
+            held = await inbound.claim(
+                conn,
+                source=BATCH.source,
+                event_id="msg_raced",
+                event_type="password_reset.verify",
+                now=clock(),
+                stale_before=clock() - timedelta(minutes=5),
+            )
+            assert held == "claimed"
+            claimed.set()
+            await release.wait()
+
+    async def queue() -> None:
+        await claimed.wait()
+        result["new"] = await intake.record(
+            database, BATCH, [("msg_raced", {}), ("msg_free", {})], now=clock()
+        )
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(claim_and_hold)
+            tg.start_soon(queue)
+            await claimed.wait()
+            await anyio.sleep(0.3)
+            assert "new" not in result  # still waiting on the claim's lock
+            release.set()
+    assert result["new"] == {"msg_free"}
