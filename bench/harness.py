@@ -220,6 +220,17 @@ def postgres_database(url: str | None) -> Iterator[str | None]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def empty_postgres(url: str) -> None:
+    """The bench's own database (from `postgres_database`) back to empty, as SQLite's
+    rounds start from a new file: its tables go, and the service's migration makes
+    them again. Otherwise each round would start on the rows of the rounds before."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
 def wrk(
     url: str,
     requests_file: Path,

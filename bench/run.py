@@ -44,6 +44,7 @@ from bench.harness import (
     LOAD_CPU,
     SERVER_CPU,
     Usage,
+    empty_postgres,
     free_port,
     postgres_database,
     require_wrk,
@@ -141,7 +142,10 @@ def bench_requested(
                 minimal.append(baseline("bench.minimal_app:app", {"MINIMAL_DB": str(db)}))
             port = free_port()
             url = f"http://127.0.0.1:{port}"
+            # Every round starts on an empty database, as the baselines' rounds do.
             (tmp / "bench.db").unlink(missing_ok=True)
+            if database_url is not None:
+                empty_postgres(database_url)
             with server(
                 [sys.executable, "-m", "resetrelay", "serve"],
                 {**env, "PORT": str(port), "HOST": "127.0.0.1"},
