@@ -1,13 +1,14 @@
 """The hot path of `password_reset.requested`: queue a batch of jobs, each keyed by
 its event's id, in one statement through the database driver itself.
 
-Everything else in `storage` goes through SQLAlchemy Core. This one statement
-pair runs for every reset request, and SQLAlchemy's per-statement and per-row
+Everything else in `storage` goes through SQLAlchemy Core. This statement runs
+for every batch of reset requests, and SQLAlchemy's per-statement and per-row
 work (compilation, bind processing, greenlet hops) cost several times what the
 database does, which would cap the request rate (see bench/run.py). The SQL is
 spelled out for the two dialects and writes the same column formats SQLAlchemy
-writes (tests/storage/test_intake.py reads the rows back through the models);
-and is kept to this one statement. The job's `dedupe_key` is the event's dedupe
+writes (tests/storage/test_intake.py reads the rows back through the models):
+on SQLite here, on PostgreSQL in the function `resetrelay_intake` (migration
+0011), which this module calls. The job's `dedupe_key` is the event's dedupe
 record: the answer to `requested` is always the same 202, so there is nothing
 else to store for a replay.
 
@@ -17,7 +18,7 @@ being answered) queues nothing here. `storage.inbound.claim` is the other half:
 it takes no id that has a job. On SQLite both statements run under the one write
 lock, so neither can slip between the other's check and its write; on PostgreSQL
 both take an advisory lock on the key first (shared here, exclusive there), and
-this statement's snapshot is taken after the lock.
+the insert's snapshot is taken after the lock.
 """
 
 from __future__ import annotations
