@@ -71,6 +71,14 @@ PG_RECORD = (
     "%(ids)s::json, %(payloads)s::json)"
 )
 LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
+# Rows per call, each call its own transaction. Every row holds an advisory lock
+# until its transaction ends, in PostgreSQL's shared lock table, which every
+# session of the server shares: about max_locks_per_transaction (64 by default)
+# times max_connections entries. One process's committer then holds at most 64,
+# what any one transaction is budgeted, whatever a flood makes of its batches (the
+# group committer's take up to 500); more and a few busy processes could fill
+# the table, and every session would fail with "out of shared memory".
+POSTGRES_MAX_ROWS = 64
 
 
 def sqlite_statement(rows: int) -> str:
@@ -99,23 +107,24 @@ async def record(
         return set()
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
-        ids_json = _compact([event_id for event_id, _ in items])
-        payloads_json = _compact([payload for _, payload in items])
+        new: set[str] = set()
         async with db.committer() as driver:
             cursor = driver.cursor()
-            await cursor.execute(
-                PG_RECORD,
-                {
-                    "source": batch.source,
-                    "kind": batch.job_kind,
-                    "max_attempts": batch.max_attempts,
-                    "now": now,
-                    "ids": ids_json,
-                    "payloads": payloads_json,
-                },
-            )
-            rows = await cursor.fetchall()
-        return {r[0][prefix:] for r in rows}
+            for start in range(0, len(items), POSTGRES_MAX_ROWS):
+                chunk = items[start : start + POSTGRES_MAX_ROWS]
+                await cursor.execute(
+                    PG_RECORD,
+                    {
+                        "source": batch.source,
+                        "kind": batch.job_kind,
+                        "max_attempts": batch.max_attempts,
+                        "now": now,
+                        "ids": _compact([event_id for event_id, _ in chunk]),
+                        "payloads": _compact([payload for _, payload in chunk]),
+                    },
+                )
+                new.update(r[0][prefix:] for r in await cursor.fetchall())
+        return new
     keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
     payloads = [_compact(payload) for _, payload in items]
     when = _sqlite_time(now)

@@ -125,3 +125,19 @@ async def test_a_batch_waits_for_a_claim_of_its_id_in_flight_and_then_queues_not
             assert "new" not in result  # still waiting on the claim's lock
             release.set()
     assert result["new"] == {"msg_free"}
+
+
+async def test_a_batch_larger_than_one_postgres_call_queues_every_job(
+    database: Database, clock: Clock
+) -> None:
+    # On PostgreSQL a batch goes in calls of POSTGRES_MAX_ROWS rows (each holds as
+    # many advisory locks); SQLite takes it in one statement. Either way, all of it.
+    count = intake.POSTGRES_MAX_ROWS * 2 + 5
+    items: list[tuple[str, dict[str, object]]] = [(f"msg_{i}", {"n": i}) for i in range(count)]
+    items.append(("msg_0", {"n": "twin"}))  # a twin across the calls queues nothing
+    assert await intake.record(database, BATCH, items, now=clock()) == {
+        f"msg_{i}" for i in range(count)
+    }
+    async with database.begin() as conn:
+        claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=500)
+    assert sorted(j.payload["n"] for j in claimed) == list(range(count))
