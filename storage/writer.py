@@ -15,8 +15,10 @@ that takes the WAL past `wal_autocheckpoint` pages, and that commit's caller
 waits for the copy and its fsyncs. On this connection autocheckpoint is off;
 after a commit, when the last checkpoint is a second old, a PASSIVE checkpoint
 runs on a connection and thread of its own (it takes no write lock, so commits
-go on beside it). Other connections (the pool, the worker process) keep the
-default and checkpoint as before.
+go on beside it). When the log is still long after it, a RESTART follows, which
+holds writers off while it copies the rest, so that the next write starts the
+log over (`_checkpoint` says why that is needed). Other connections (the pool,
+the worker process) keep the default and checkpoint as before.
 
 The hot path's short transactions (`run_driver`) are first tried on the event
 loop's own thread, on a connection of their own whose busy timeout is zero: when
@@ -96,6 +98,10 @@ class _Busy(Exception):
 
 
 CHECKPOINT_EVERY = 1.0  # seconds, at most one passive checkpoint per interval
+# A log longer than this (SQLite's own autocheckpoint size) that the passive
+# checkpoint could not copy whole is started over (`_checkpoint`).
+RESTART_AFTER_FRAMES = 1000
+RESTART_WAIT_MS = 200
 
 
 class SqliteWriter:
@@ -130,8 +136,21 @@ class SqliteWriter:
         try:
             if self._checkpointer is None:
                 self._checkpointer = sqlite3.connect(self._path, check_same_thread=False)
-                self._checkpointer.execute("PRAGMA busy_timeout=15000")
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                # How long the restart below may wait for a write or a read to end.
+                self._checkpointer.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+            _, frames, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames > RESTART_AFTER_FRAMES:
+                # SQLite starts the log over from its beginning only when a write
+                # begins on a log copied whole, and under steady writes some commit
+                # always lands while the passive one copies: the log then grew
+                # without end (on disk, and in the index every page read searches).
+                # RESTART holds writers off while it copies what is left (the
+                # loop's path finds the lock taken and hands its batch to the writer
+                # thread, which waits), then waits for readers to leave the log, so
+                # the next write starts it over. When a write or a read holds on
+                # longer than RESTART_WAIT_MS, it carries on as a passive one and the
+                # next checkpoint tries again.
+                self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         except sqlite3.Error:
             # A checkpoint is housekeeping: the next one (or another connection's
             # autocheckpoint) catches up; no commit depends on it.

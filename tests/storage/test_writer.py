@@ -163,3 +163,48 @@ async def test_checkpoints_run_beside_commits_not_in_them(path: Path) -> None:
         assert path.stat().st_size > size + 150_000
     finally:
         writer.close()
+
+
+def _wal_restarts(path: Path) -> int:
+    """The log's checkpoint sequence number (its header, bytes 12-16): SQLite adds
+    one each time a write starts the log over from its beginning."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+async def test_steady_writes_still_start_the_log_over(path: Path) -> None:
+    """Under writes that never pause for a whole checkpoint, the passive checkpoint
+    is never done before the next write begins, and only then does SQLite start the
+    log over: it grew without end. The checkpoint thread's RESTART holds writers
+    off long enough for the log to be started over, again and again."""
+    writer = SqliteWriter(f"sqlite:///{path}", checkpoint_every=0.05)
+    try:
+        await writer.run_sync(
+            lambda c: c.execute(text("CREATE TABLE k (id TEXT PRIMARY KEY, v BLOB)"))
+        )
+        count = 0
+
+        def batch(conn: sqlite3.Connection) -> None:
+            nonlocal count
+            rows = [(f"{(count + i) * 7919 % 1000003:07d}", b"v" * 300) for i in range(32)]
+            count += 32
+            conn.executemany("INSERT INTO k VALUES (?, ?)", rows)
+
+        for _ in range(20):
+            await writer.run_driver(batch)
+        before = _wal_restarts(path)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0  # under a second here; room for a busy machine
+        while _wal_restarts(path) < before + 3 and loop.time() < deadline:
+            await writer.run_driver(batch)  # random keys: pages all over the index
+            await asyncio.sleep(0.0005)  # as between a server's batches
+        assert _wal_restarts(path) >= before + 3
+        # Its file stays about as long as what a checkpoint interval writes.
+        assert Path(f"{path}-wal").stat().st_size < 64 * 1024 * 1024
+        async with asyncio.timeout(10):  # every batch committed, none lost
+            rows = await writer.run_sync(
+                lambda c: c.execute(text("SELECT count(*) FROM k")).scalar_one()
+            )
+        assert rows == count
+    finally:
+        writer.close()
