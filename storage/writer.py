@@ -17,8 +17,9 @@ after a commit, when the last checkpoint is a second old, a PASSIVE checkpoint
 runs on a connection and thread of its own (it takes no write lock, so commits
 go on beside it). When the log is still long after it, a RESTART follows, which
 holds writers off while it copies the rest, so that the next write starts the
-log over (`_checkpoint` says why that is needed). Other connections (the pool,
-the worker process) keep the default and checkpoint as before.
+log over (`_checkpoint` says why that is needed, and how long it may hold them).
+The pool's connections keep the default and checkpoint as before; a worker
+process has a writer of its own, which does as this one.
 
 The hot path's short transactions (`run_driver`) are first tried on the event
 loop's own thread, on a connection of their own whose busy timeout is zero: when
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -101,7 +103,8 @@ CHECKPOINT_EVERY = 1.0  # seconds, at most one passive checkpoint per interval
 # A log longer than this (SQLite's own autocheckpoint size) that the passive
 # checkpoint could not copy whole is started over (`_checkpoint`).
 RESTART_AFTER_FRAMES = 1000
-RESTART_WAIT_MS = 200
+RESTART_WAIT_MS = 50
+RESTART_BACKOFF = 10  # checkpoints without a restart after one that found a reader
 
 
 class SqliteWriter:
@@ -114,6 +117,9 @@ class SqliteWriter:
         self._path = make_url(url).database or ""
         self._last_checkpoint = time.monotonic()
         self._checkpoint_every = checkpoint_every
+        self._checkpoint_count = threading.Lock()  # the loop's thread and the checkpoints'
+        self._checkpoints_due = 0  # submitted and not yet done
+        self._restart_skips = 0  # checkpoints left to run without a restart
         self._here: sqlite3.Connection | None = None  # the event loop's (run_driver)
 
     def _connection(self) -> Connection:
@@ -125,36 +131,58 @@ class SqliteWriter:
 
     def _after_commit(self) -> None:
         now = time.monotonic()
-        if now - self._last_checkpoint >= self._checkpoint_every and self._path not in (
+        if now - self._last_checkpoint < self._checkpoint_every or self._path in (
             "",
             ":memory:",
         ):
-            self._last_checkpoint = now
-            self._checkpoints.submit(self._checkpoint)
+            return
+        with self._checkpoint_count:
+            # One running and one waiting at most: the waiting one copies whatever
+            # commits land while the other runs, and more would only queue up behind
+            # them (a RESTART waits, and a slow disk makes every checkpoint slow).
+            if self._checkpoints_due >= 2:
+                return
+            self._checkpoints_due += 1
+        self._last_checkpoint = now
+        self._checkpoints.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
         try:
             if self._checkpointer is None:
-                self._checkpointer = sqlite3.connect(self._path, check_same_thread=False)
-                # How long the restart below may wait for a write or a read to end.
-                self._checkpointer.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+                # The busy timeout is how long the restart below may wait for a
+                # write or a read to end (a passive checkpoint never waits).
+                self._checkpointer = sqlite3.connect(
+                    self._path, timeout=RESTART_WAIT_MS / 1000, check_same_thread=False
+                )
             _, frames, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames > RESTART_AFTER_FRAMES:
+            if self._restart_skips > 0:
+                self._restart_skips -= 1
+            elif frames > RESTART_AFTER_FRAMES:
                 # SQLite starts the log over from its beginning only when a write
                 # begins on a log copied whole, and under steady writes some commit
-                # always lands while the passive one copies: the log then grew
-                # without end (on disk, and in the index every page read searches).
-                # RESTART holds writers off while it copies what is left (the
-                # loop's path finds the lock taken and hands its batch to the writer
-                # thread, which waits), then waits for readers to leave the log, so
-                # the next write starts it over. When a write or a read holds on
-                # longer than RESTART_WAIT_MS, it carries on as a passive one and the
-                # next checkpoint tries again.
-                self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                # always lands while the passive one copies (what it reports is the
+                # log as it found it): the log then grew without end, on disk and in
+                # the index every page read searches. A log this long was not started
+                # over since the last checkpoint, or more was written since than
+                # SQLite's own autocheckpoint allows. RESTART holds writers off while
+                # it copies what is left (the loop's path finds the lock taken and
+                # hands its batch to the writer thread, which waits), then waits for
+                # readers to leave the log, so the next write starts it over. Each of
+                # its waits for a write or a read to end is at most RESTART_WAIT_MS,
+                # after which it carries on as a passive one. That happening (a
+                # long read, another process's) makes it sit out the next few
+                # checkpoints: writers are held off for that long at most once per
+                # RESTART_BACKOFF checkpoints, never every one.
+                busy, _, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if busy:
+                    self._restart_skips = RESTART_BACKOFF
         except sqlite3.Error:
             # A checkpoint is housekeeping: the next one (or another connection's
             # autocheckpoint) catches up; no commit depends on it.
             pass
+        finally:
+            with self._checkpoint_count:
+                self._checkpoints_due -= 1
 
     def _transaction(self, work: Callable[[Connection], T], readonly: bool) -> T:
         conn = self._connection()

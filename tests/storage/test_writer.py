@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
 
-from storage.writer import SqliteWriter
+from storage.writer import RESTART_AFTER_FRAMES, RESTART_BACKOFF, RESTART_WAIT_MS, SqliteWriter
 
 pytestmark = pytest.mark.anyio
 
@@ -207,4 +208,37 @@ async def test_steady_writes_still_start_the_log_over(path: Path) -> None:
             )
         assert rows == count
     finally:
+        writer.close()
+
+
+async def test_a_restart_that_meets_a_long_read_holds_writes_off_briefly_and_backs_off(
+    path: Path,
+) -> None:
+    """A read left open (another process, a shell) keeps the log from being started
+    over: RESTART then waits RESTART_WAIT_MS for it with writers held off, gives
+    up, and sits the next RESTART_BACKOFF checkpoints out instead of holding
+    writers off at every one."""
+    writer = SqliteWriter(f"sqlite:///{path}", checkpoint_every=3600.0)  # by hand
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        await create(writer)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (1)")
+
+        for _ in range(RESTART_AFTER_FRAMES + 200):  # a frame a commit: a long log
+            await writer.run_driver(insert)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM t").fetchone()[0] > 0  # holds a snapshot
+        await writer.run_driver(lambda c: c.execute("INSERT INTO t VALUES (-1)"))
+        started = time.monotonic()
+        writer._checkpoint()  # run here, as its thread would
+        held = time.monotonic() - started
+        assert writer._restart_skips == RESTART_BACKOFF
+        assert RESTART_WAIT_MS / 1000 <= held < 2.0  # its own wait, not the writers' 15 s
+        writer._checkpoint()  # sits this one out: no wait at all
+        assert writer._restart_skips == RESTART_BACKOFF - 1
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
         writer.close()
