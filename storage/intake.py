@@ -35,6 +35,16 @@ from sqlalchemy.exc import DBAPIError
 from storage.database import Database, StorageUnavailable
 
 
+class PartlyStored(StorageUnavailable):
+    """A PostgreSQL batch that failed after some of its calls had committed (each
+    call is its own transaction): `stored` are the new ids those calls queued, and
+    the others were not stored."""
+
+    def __init__(self, reason: str, stored: set[str]) -> None:
+        super().__init__(reason)
+        self.stored = stored
+
+
 @dataclass(frozen=True)
 class Batch:
     source: str
@@ -108,22 +118,27 @@ async def record(
     prefix = len(batch.source) + 1
     if db.dialect != "sqlite":
         new: set[str] = set()
-        async with db.committer() as driver:
-            cursor = driver.cursor()
-            for start in range(0, len(items), POSTGRES_MAX_ROWS):
-                chunk = items[start : start + POSTGRES_MAX_ROWS]
-                await cursor.execute(
-                    PG_RECORD,
-                    {
-                        "source": batch.source,
-                        "kind": batch.job_kind,
-                        "max_attempts": batch.max_attempts,
-                        "now": now,
-                        "ids": _compact([event_id for event_id, _ in chunk]),
-                        "payloads": _compact([payload for _, payload in chunk]),
-                    },
-                )
-                new.update(r[0][prefix:] for r in await cursor.fetchall())
+        try:
+            async with db.committer() as driver:
+                cursor = driver.cursor()
+                for start in range(0, len(items), POSTGRES_MAX_ROWS):
+                    chunk = items[start : start + POSTGRES_MAX_ROWS]
+                    await cursor.execute(
+                        PG_RECORD,
+                        {
+                            "source": batch.source,
+                            "kind": batch.job_kind,
+                            "max_attempts": batch.max_attempts,
+                            "now": now,
+                            "ids": _compact([event_id for event_id, _ in chunk]),
+                            "payloads": _compact([payload for _, payload in chunk]),
+                        },
+                    )
+                    new.update(r[0][prefix:] for r in await cursor.fetchall())
+        except StorageUnavailable as exc:
+            if new:  # the calls before the failed one committed: say which ids
+                raise PartlyStored(str(exc), new) from exc
+            raise
         return new
     keys = [dedupe_key(batch.source, event_id) for event_id, _ in items]
     payloads = [_compact(payload) for _, payload in items]

@@ -355,19 +355,19 @@ class Intake:
             del self._queue[: self._max_batch]
             try:
                 results = await self._commit([item for item, _ in batch])
+            except intake.PartlyStored as exc:
+                # Those whose job was queued get their 202; only the rest get the 503.
+                _settle(batch, self._partly([item for item, _ in batch], exc))
+                continue
             except Exception as exc:  # handed to every waiter, which answers 503
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _settle(batch, [exc] * len(batch))
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
     async def _commit(self, items: list[Pending]) -> list[bool]:
-        first: dict[str, Pending] = {}
-        for item in items:
-            first.setdefault(item.event_id, item)
+        first = _firsts(items)
         new_ids = await self._record(
             self._db,
             self._batch,
@@ -376,3 +376,32 @@ class Intake:
         )
         # Stored before, or a twin inside this batch: not fresh, nothing queued.
         return [first[item.event_id] is item and item.event_id in new_ids for item in items]
+
+    @staticmethod
+    def _partly(items: list[Pending], exc: intake.PartlyStored) -> list[bool | BaseException]:
+        """The answers to a batch that failed after part of it was stored: a stored
+        id's first item is fresh, its twins are not; every other item failed."""
+        first = _firsts(items)
+        return [
+            (first[item.event_id] is item) if item.event_id in exc.stored else exc for item in items
+        ]
+
+
+def _settle(
+    batch: list[tuple[Pending, asyncio.Future[bool]]], results: list[bool | BaseException]
+) -> None:
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():  # its caller went away
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
+def _firsts(items: list[Pending]) -> dict[str, Pending]:
+    """Each event id's first item in a batch (a twin after it changes nothing)."""
+    first: dict[str, Pending] = {}
+    for item in items:
+        first.setdefault(item.event_id, item)
+    return first

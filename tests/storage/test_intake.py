@@ -141,3 +141,24 @@ async def test_a_batch_larger_than_one_postgres_call_queues_every_job(
     async with database.begin() as conn:
         claimed = await jobs.claim(conn, now=clock(), lease=timedelta(seconds=30), limit=500)
     assert sorted(j.payload["n"] for j in claimed) == list(range(count))
+
+
+async def test_a_postgres_batch_failing_after_a_committed_call_says_which_ids_it_stored(
+    database: Database, clock: Clock
+) -> None:
+    # Each PostgreSQL call is its own transaction: when a later one fails, what the
+    # earlier ones queued is there, and the error names it (the group committer
+    # answers those 202 and only the others 503). SQLite's one statement keeps the
+    # over-long key (it does not enforce VARCHAR lengths).
+    items: list[tuple[str, dict[str, object]]] = [
+        (f"msg_{i}", {}) for i in range(intake.POSTGRES_MAX_ROWS)
+    ]
+    items.append(("x" * 400, {}))  # longer than dedupe_key's 300: PostgreSQL refuses it
+    if database.dialect == "sqlite":
+        assert len(await intake.record(database, BATCH, items, now=clock())) == len(items)
+        return
+    with pytest.raises(intake.PartlyStored) as caught:
+        await intake.record(database, BATCH, items, now=clock())
+    assert caught.value.stored == {f"msg_{i}" for i in range(intake.POSTGRES_MAX_ROWS)}
+    async with database.begin() as conn:
+        assert (await jobs.stats(conn, now=clock())).depth == intake.POSTGRES_MAX_ROWS

@@ -22,6 +22,7 @@ from resetrelay.reset.outcomes import Accepted
 from resetrelay.reset.requests import GATHER_TURNS, REQUESTED, Intake, Requested, recipient
 from resetrelay.runtime import Runtime
 from resetrelay.webhooks import sign
+from storage import intake
 from storage.database import Database
 from storage.models import Job
 from storage.sql import table
@@ -120,6 +121,27 @@ async def test_a_lone_request_commits_within_a_few_loop_turns_and_the_batch_size
         for i in range(5):
             tg.start_soon(intake.submit, f"msg_{i}", {})
     assert batches.seen[1:] == [["msg_0", "msg_1"], ["msg_2", "msg_3"], ["msg_4"]]
+
+
+async def test_a_batch_stored_in_part_answers_the_stored_ones_and_fails_the_rest() -> None:
+    async def part(db: Database, batch: object, items: Any, *, now: object) -> set[str]:
+        raise intake.PartlyStored("DataError", {"stored"})
+
+    queue = Intake(
+        None,  # type: ignore[arg-type]  # the stand-in never touches a database
+        Clock(),
+        source="website",
+        job_kind=REQUESTED,
+        record=part,
+    )
+    answers = await asyncio.gather(
+        queue.submit("stored", {}),
+        queue.submit("lost", {}),
+        queue.submit("stored", {}),  # its twin: not fresh, nothing queued twice
+        return_exceptions=True,
+    )
+    assert answers[0] is True and answers[2] is False
+    assert isinstance(answers[1], intake.PartlyStored)  # answered 503: send it again
 
 
 def test_an_intake_whose_loop_closed_commits_on_the_next_one() -> None:
