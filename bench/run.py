@@ -104,7 +104,8 @@ def bench_requested(
     seconds: int, connections: int, rounds: int, database_url: str | None = None
 ) -> list[Row]:
     """`database_url` None: SQLite in a temporary directory; else that PostgreSQL
-    database (the caller makes and drops it)."""
+    database, which every round empties (`empty_postgres` drops its public schema):
+    the bench's own, which the caller makes and drops (`postgres_database`)."""
     secret = new_secret()
     label = "SQLite" if database_url is None else "PostgreSQL"
     with tempfile.TemporaryDirectory() as tmp_text:

@@ -55,7 +55,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _storage_error(request: Request, exc: Exception) -> Response:
-    log.warning("storage unavailable", extra={"fields": {"error": type(exc).__name__}})
+    # The cause's class (the driver's, e.g. UndefinedFunction when the schema is
+    # behind the code) says what to fix; never its message, which may quote data.
+    cause = exc.__cause__
+    fields = {"error": type(exc).__name__, "cause": cause and type(cause).__name__}
+    log.warning("storage unavailable", extra={"fields": fields})
     return json_response(
         503,
         {"error": "storage_unavailable", "message": "The service cannot store events right now."},

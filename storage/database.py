@@ -25,8 +25,8 @@ One way to run a transaction per need:
                                                        one thread hop per transaction on SQLite
     driver()       PostgreSQL's psycopg connection     the request hot path only
                    (SQLite: `writer.run_driver`)       (storage.intake), no SQLAlchemy on the way
-    committer()    as driver(), one kept-open          the group committer's batches
-                   connection, one user at a time      (storage.intake.record)
+    committer()    psycopg, one kept-open connection   the group committer's batches
+                   in autocommit, one user at a time   (storage.intake.record)
 """
 
 from __future__ import annotations

@@ -296,8 +296,8 @@ class Pending:
 # of those whose bytes the loop reads in its next poll of the sockets: the first
 # turn lets those reach the queue, the second takes one more poll. Under load the
 # batches then hold about every connection's request instead of half of them,
-# which halves the commits (each one a SQLite transaction, or three round trips
-# to PostgreSQL) per request; bench/run.py's requested rows measure the effect.
+# which halves the commits (each one a SQLite transaction, or a round trip to
+# PostgreSQL per 64 rows) per request; bench/run.py's requested rows measure the effect.
 GATHER_TURNS = 2
 
 

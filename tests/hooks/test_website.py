@@ -5,6 +5,7 @@ these requests, so its transport is a MockTransport that fails the test if calle
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -231,7 +232,10 @@ async def test_ops_routes(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_is_503_when_the_database_is_gone(
-    tmp_path: Any, clock: Clock, settings_for: Callable[..., Settings]
+    tmp_path: Any,
+    clock: Clock,
+    settings_for: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = settings_for(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
     runtime = Runtime.build(settings, now=clock, auth0_transport=httpx.MockTransport(no_auth0))
@@ -239,10 +243,14 @@ async def test_readyz_is_503_when_the_database_is_gone(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert_error(await c.get("/readyz"), 503, "storage_unavailable")
         body = event()
-        answer = await post(c, body, signed(body, clock))
+        with caplog.at_level(logging.WARNING, logger="resetrelay.app"):
+            answer = await post(c, body, signed(body, clock))
         assert_error(answer, 503, "storage_unavailable")
         assert answer.headers["retry-after"]
     await runtime.aclose()
+    # The log names the driver's error class, which says what to fix.
+    logged = [r.__dict__.get("fields") for r in caplog.records if r.msg == "storage unavailable"]
+    assert logged == [{"error": "StorageUnavailable", "cause": "OperationalError"}]
 
 
 async def test_openapi_lists_exactly_the_routes(client: httpx.AsyncClient) -> None:
