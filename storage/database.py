@@ -209,7 +209,7 @@ class Database:
             try:
                 await conn.execute("SELECT 1")
                 return conn
-            except psycopg.Error:
+            except (psycopg.Error, OSError):  # its socket may fail before libpq says so
                 self._drop_committer()
         # The engine's own connect arguments (host, credentials, TLS, adapters): the
         # same connection its pool would open.
