@@ -156,14 +156,17 @@ async def _backend_pid(db: Database) -> int:
 
 
 async def _gone(db: Database, pid: int) -> bool:
-    async with db.read() as conn:
-        for _ in range(250):
+    for _ in range(250):
+        # A transaction of its own each time: PostgreSQL reads pg_stat_activity once
+        # per transaction and answers from that copy until it ends, so polling in one
+        # transaction never saw a backend go that was still there at the first look.
+        async with db.read() as conn:
             found = await conn.execute(
                 text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
             )
             if found.scalar_one() == 0:
                 return True
-            await anyio.sleep(0.02)
+        await anyio.sleep(0.02)
     return False
 
 
