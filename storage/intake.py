@@ -66,16 +66,17 @@ def dedupe_key(source: str, event_id: str) -> str:
 
 
 # PostgreSQL: one call to the function migration 0011 made, `resetrelay_intake`, in
-# autocommit (`Database.committer`): one round trip a batch. It takes a shared
-# transaction-scoped advisory lock per key (exclusive in `storage.inbound.claim`,
-# which spells the same key), then inserts the jobs in a statement of its own, whose
-# snapshot comes after the locks. The batch goes as two JSON documents, the ids
-# `["id", ...]` and the payloads `[{...}, ...]`, each encoded in one call and sent as
-# one text value, and zipped back into rows by `ROWS FROM`: one statement text
-# whatever the batch's size (psycopg caches a query's conversion per text), and no
-# Python step per element (as arrays would cost). Only the ids are ever read as
-# text: a payload may hold \u0000 (JSON allows it, PostgreSQL's text does not), and
-# `json_array_elements` hands it on as JSON without decoding it.
+# autocommit (`Database.committer`): one round trip for each POSTGRES_MAX_ROWS rows.
+# It takes a shared transaction-scoped advisory lock per key (exclusive in
+# `storage.inbound.claim`, which spells the same key), then inserts the jobs in a
+# statement of its own, whose snapshot comes after the locks. The rows go as two
+# JSON documents, the ids `["id", ...]` and the payloads `[{...}, ...]`, each
+# encoded in one call and sent as one text value, and zipped back into rows by
+# `ROWS FROM`: one statement text whatever the number of rows (psycopg caches a
+# query's conversion per text), and no Python step per element (as arrays would
+# cost). Only the ids are ever read as text: a payload may hold \u0000 (JSON allows
+# it, PostgreSQL's text does not), and `json_array_elements` hands it on as JSON
+# without decoding it.
 PG_RECORD = (
     "SELECT * FROM resetrelay_intake(%(source)s, %(kind)s, %(max_attempts)s, %(now)s, "
     "%(ids)s::json, %(payloads)s::json)"

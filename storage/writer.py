@@ -100,8 +100,8 @@ class _Busy(Exception):
 
 
 CHECKPOINT_EVERY = 1.0  # seconds, at most one passive checkpoint per interval
-# A log longer than this (SQLite's own autocheckpoint size) that the passive
-# checkpoint could not copy whole is started over (`_checkpoint`).
+# A log longer than this after a passive checkpoint (SQLite's own autocheckpoint
+# size) is started over with a RESTART (`_checkpoint`).
 RESTART_AFTER_FRAMES = 1000
 RESTART_WAIT_MS = 50
 RESTART_BACKOFF = 10  # checkpoints without a restart after one that found a reader

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -362,9 +362,7 @@ class Intake:
             except Exception as exc:  # handed to every waiter, which answers 503
                 _settle(batch, [exc] * len(batch))
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            _settle(batch, results)
 
     async def _commit(self, items: list[Pending]) -> list[bool]:
         first = _firsts(items)
@@ -388,8 +386,9 @@ class Intake:
 
 
 def _settle(
-    batch: list[tuple[Pending, asyncio.Future[bool]]], results: list[bool | BaseException]
+    batch: list[tuple[Pending, asyncio.Future[bool]]], results: Sequence[bool | BaseException]
 ) -> None:
+    """Each waiter's answer: its result, or the error it raises (answered 503)."""
     for (_, future), result in zip(batch, results, strict=True):
         if future.done():  # its caller went away
             continue
