@@ -113,7 +113,11 @@ class Worker:
     kinds: Mapping[str, JobKind | BatchJobKind]
     now: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
-    concurrency: int = 4
+    # Slots of the plain lane. Its jobs mostly wait on Auth0 or the database, so the
+    # lane is sized for overlap, not for cores; and since it claims once half its
+    # slots are free, the slots also set how many jobs one claim (a transaction)
+    # brings. Auth0's budget (resetrelay.budget) caps the calls, not this.
+    concurrency: int = 16
     lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 1.0
     rng: random.Random = field(default_factory=random.Random)
