@@ -17,6 +17,7 @@ import anyio
 import httpx
 
 from identity.client import Auth0Client
+from identity.transport import AiohttpTransport
 from mail.render import Brand, MailRenderer
 from mail.smtp import SmtpMailer
 from resetrelay.breaches import BreachCorpus
@@ -102,7 +103,9 @@ class Runtime:
         db = db or Database(settings.database_url)
         codec = TicketCodec(settings.secret_key.reveal())
         tickets = Tickets(codec, db, settings.reset_url)
-        counted = CountingTransport(auth0_transport or httpx.AsyncHTTPTransport(retries=0), metrics)
+        # Auth0's calls go out through aiohttp (identity.transport says why); the
+        # other outbound calls are few and keep httpx's own transport.
+        counted = CountingTransport(auth0_transport or AiohttpTransport(), metrics)
 
         def auth0_client(*, live: bool, bulk: bool = False) -> Auth0Client:
             # Jobs and the live path (a confirm a person waits for) share one budget
