@@ -12,6 +12,7 @@ stops start-up instead of killing mails one at a time later.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -176,6 +177,14 @@ def _duration(minutes: object, *, locale: str) -> str:
     """`60` → "1 hour", `45` → "45 minutes", in the reader's language and plural rules."""
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
         raise RenderError("expires_minutes must be a whole number of minutes, at least 1")
+    return _spelled_duration(minutes, locale)
+
+
+# Babel parses the locale and its unit patterns on every call, a fifth of a reset
+# mail's rendering, for an answer that depends on the two arguments only; and a
+# fresh ticket's mail nearly always says the same few durations.
+@functools.lru_cache(maxsize=4096)
+def _spelled_duration(minutes: int, locale: str) -> str:
     if minutes % 1440 == 0:
         return str(format_unit(minutes // 1440, "duration-day", locale=locale))
     if minutes % 60 == 0:
