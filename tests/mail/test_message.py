@@ -1,14 +1,19 @@
-"""mail.message.addr_spec: the fast path for plain addresses accepts only what the
-full check (email-validator, with the options addr_spec spells out) accepts."""
+"""mail.message: addr_spec's fast path for plain addresses accepts only what the
+full check (email-validator, with the options addr_spec spells out) accepts; and
+the quoted-printable body parts of build_message decode back to their text."""
 
 from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
 
 import pytest
 from email_validator import EmailNotValidError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mail.message import _plain, addr_spec, full_check
+from mail.message import RenderedMail, _plain, addr_spec, build_message, full_check
 from tests.fuzz.conftest import FUZZ
 
 
@@ -92,3 +97,37 @@ def test_refusals_name_no_part_of_the_address() -> None:
     with pytest.raises(ValueError, match="not exactly one e-mail address") as caught:
         addr_spec("secret-person@example.test")
     assert "secret" not in str(caught.value)
+
+
+# Any text a template could render: every plane, tabs, trailing spaces, lone dots,
+# "=" signs, long lines; line ends are "\n", as the renderer writes them.
+pieces = st.one_of(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\r"),
+    st.sampled_from([" ", "\t", "\n", ".", "=", " \n", ".\n", "=\n", "x" * 80]),
+)
+bodies = st.lists(pieces, max_size=200).map("".join)
+
+
+@settings(FUZZ, max_examples=400)
+@given(text=bodies, html=bodies)
+def test_both_parts_decode_to_their_text_from_7bit_lines_of_at_most_76(
+    text: str, html: str
+) -> None:
+    mail = RenderedMail(subject="Reset", text=text, html=html, locale="en")
+    wire = build_message(
+        mail, to="jane@example.com", sender="no-reply@example.com", message_id="<1@example.com>"
+    ).as_bytes()
+    assert wire.isascii()
+    body = wire.split(b"\r\n\r\n", 1)[1]
+    # RFC 2045 6.7: encoded lines are at most 76 characters; the boundary lines are short.
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    parts = list(parsed.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    for part, expected in zip(parts, (text, html), strict=True):
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert part.get_content_charset() == "utf-8"
+        raw = part.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        assert raw.decode("utf-8").replace("\r\n", "\n") == expected
