@@ -16,8 +16,10 @@ reset that ends in a sent mail.
 - drain: every address asks once, through the web process alone
   (INLINE_WORKER=false), so the backlog is one job per address. Then a fresh dyno
   starts on that database and is timed until its last mail is sent: the wall
-  clock, and its CPU time (start-up included) per reset, which is what one core
-  completes when nobody is knocking.
+  clock, and its CPU time per reset from the moment it answers /healthz: what one
+  core completes when nobody is knocking. Its start-up (imports, the migration
+  check), a one-off, is shown beside that figure rather than spread over the
+  resets, where it would count for less the longer the drain.
 
 drain (the `drain` benchmark): 10,000 reset mails queued in the outbox, then a
 `resetrelay worker` process sends them all to the sink; its peak resident
@@ -137,6 +139,17 @@ class Drain:
     seconds: float  # wall clock, from the dyno's start to its last mail
     cpu: float  # the dyno's CPU seconds meanwhile, every thread
     rss: float
+    startup_cpu: float  # CPU seconds until it answered /healthz (imports, migrations)
+    after_ready: int  # the resets that completed after that
+
+    @property
+    def steady_ms(self) -> float:
+        """CPU per reset once the dyno is up: what a running dyno spends on each."""
+        return (self.cpu - self.startup_cpu) / self.after_ready * 1000
+
+    @property
+    def with_startup_ms(self) -> float:
+        return self.cpu / self.resets * 1000
 
 
 def _flood(env: dict[str, str], known: list[str], secret: str, tmp: Path, seconds: int) -> Flood:
@@ -171,13 +184,16 @@ def _drain(env: dict[str, str], known: list[str], secret: str) -> Drain:
     with server(
         [sys.executable, "-m", "resetrelay", "serve"], env, url + "/healthz", cpu=SERVER_CPU
     ) as dyno:
+        # Up: what it spent so far is start-up, less the few resets already done.
+        startup_cpu = dyno.cpu_seconds()
+        at_ready = sample(url + "/metrics").sent
         while (last := sample(url + "/metrics")).sent < len(known):
             if time.monotonic() - started > 600:
                 raise SystemExit(f"bench: {last.sent:.0f} of {len(known)} mails after 600 s")
             time.sleep(0.2)
         cpu = dyno.cpu_seconds()  # since its start: the start-up counts against it
         rss = dyno.peak_rss_mb()
-    return Drain(len(known), last.at - started, cpu, rss)
+    return Drain(len(known), last.at - started, cpu, rss, startup_cpu, len(known) - int(at_ready))
 
 
 def run_capacity(flood_seconds: int, resets: int) -> list[Row]:
@@ -223,15 +239,16 @@ def run_capacity(flood_seconds: int, resets: int) -> list[Row]:
     finally:
         smtp.terminate()
         smtp.wait(timeout=10)
-    cpu_ms = drain.cpu / drain.resets * 1000
+    cpu_ms = drain.steady_ms
     per_core = 1000 / cpu_ms
     print(
         f"capacity: flood {flood.rate:.0f} req/s answered, {flood.mails:.1f} resets to a "
         f"sent mail/s meanwhile; backlog +{flood.growth:.0f} jobs/s, oldest due job "
         f"{flood.oldest_age:.1f} s old after {flood_seconds} s; peak RSS {flood.rss:.0f} MB. "
         f"drain: {drain.resets} resets in {drain.seconds:.1f} s "
-        f"({drain.resets / drain.seconds:.0f}/s), {cpu_ms:.2f} ms of dyno CPU each "
-        f"(one core: {per_core:.0f}/s); peak RSS {drain.rss:.0f} MB"
+        f"({drain.resets / drain.seconds:.0f}/s), {cpu_ms:.2f} ms of dyno CPU each once up "
+        f"(one core: {per_core:.0f}/s; {drain.with_startup_ms:.2f} ms with its "
+        f"{drain.startup_cpu:.2f} s start-up); peak RSS {drain.rss:.0f} MB"
     )
     how = (
         "one dyno (`serve` with its inline worker, SQLite) on one core; the Auth0 emulator, "
@@ -258,9 +275,11 @@ def run_capacity(flood_seconds: int, resets: int) -> list[Row]:
             "—",
         ),
         Row(
-            "the dyno's CPU per reset in that drain (its start-up included; the emulator "
-            "and sink excluded), and the rate one whole core would give at that cost",
-            f"{cpu_ms:.2f} ms: **{per_core:.0f} resets/s** per core",
+            "the dyno's CPU per reset in that drain once it answered /healthz (the emulator "
+            "and sink excluded), and the rate one whole core would give at that cost; "
+            "in brackets, the same with its start-up (imports, migration check) included",
+            f"{cpu_ms:.2f} ms: **{per_core:.0f} resets/s** per core "
+            f"({drain.with_startup_ms:.2f} ms with a {drain.startup_cpu:.1f} s start-up)",
             verdict("≥ 150/s", per_core >= 150),
         ),
         Row(
