@@ -51,6 +51,11 @@ _MAYBE_SENT: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] 
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
     (aiohttp.ClientError, httpx.ReadError),
     (OSError, httpx.ReadError),
+    # aiohttp refuses a header value with a control character (a token that came
+    # back with a line break in it) with a bare ValueError, before sending; httpx's
+    # own transport raised LocalProtocolError, which the client retries and then
+    # reports as Auth0 unavailable, never as a crash.
+    (ValueError, httpx.LocalProtocolError),
 )
 
 
@@ -58,13 +63,15 @@ _MAYBE_SENT: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] 
 def _as_httpx(request: httpx.Request) -> Iterator[None]:
     try:
         yield
-    except (aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
         for source, target in _NOT_SENT + _MAYBE_SENT:
             if isinstance(exc, source):
-                # The class name, not str(exc): aiohttp's messages carry the URL,
-                # and a URL of ours can carry an address (users-by-email?email=).
-                raise target(f"{type(exc).__name__}", request=request) from exc
-        raise  # pragma: no cover (the last entries catch every ClientError and OSError)
+                # The class name only, and no chain (`from None`): aiohttp's
+                # messages and reprs carry the URL, which can carry an address
+                # (users-by-email?email=), and its request headers, the bearer
+                # token among them; a logged traceback prints the whole chain.
+                raise target(type(exc).__name__, request=request) from None
+        raise  # pragma: no cover (the last entries catch every one of the three)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -90,20 +97,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
+            if self._session is not None and not self._session.closed:
+                # Its loop is gone (a process has one loop; tests make several):
+                # that loop can no longer close it, so let it go without a warning.
+                self._session.detach()
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 keepalive_timeout=self._keepalive_expiry,
                 ssl=self._ssl,
+                # Python before 3.12.8 can leave a TLS transport open after the
+                # client closes it (aiohttp's NEEDS_CLEANUP_CLOSED); ignored after.
+                enable_cleanup_closed=True,
             )
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
                 auto_decompress=False,
-                # The headers are httpx's, all of them: aiohttp adds none of its own.
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                # The headers are httpx's, all of them: aiohttp adds none of its own
+                # (it would type an empty POST application/octet-stream).
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
-            self._loop = loop
+            # aiohttp sends an idempotent request (GET, DELETE) a second time when a
+            # kept-alive connection fails under it (RFC 9112 9.3.1). Here one httpx
+            # request is at most one request on the wire: Auth0's calls are counted
+            # and budgeted per request above this transport, and the client's own
+            # retries (identity.retrying) already cover a dead connection. There is
+            # no public switch; aiohttp's own test client sets the same attribute,
+            # and tests/identity/test_transport.py fails if it stops working.
+            session._retry_connection = False
+            self._session, self._loop = session, loop
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -131,7 +154,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             ) as answer:
                 content = await answer.read()
                 status, headers, reason = answer.status, answer.raw_headers, answer.reason
-        extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
+                spoken = answer.version
+                version = f"{spoken.major}.{spoken.minor}" if spoken else "1.1"
+        extensions: dict[str, object] = {"http_version": f"HTTP/{version}".encode()}
         if reason:
             extensions["reason_phrase"] = reason.encode("latin-1", "replace")
         return httpx.Response(
@@ -139,6 +164,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        # Taken out first: a call made while this one awaits opens a session of its
+        # own, which the next aclose closes, instead of one nobody holds.
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

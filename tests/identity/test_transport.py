@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import json
 import socket
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -294,3 +295,58 @@ async def test_after_aclose_the_next_call_opens_a_new_session() -> None:
         await http.get("/y")
         await http.aclose()
     assert seen.connections == 2
+
+
+# -- what review found -----------------------------------------------------------------
+
+
+async def test_a_failure_carries_no_url_address_or_token_anywhere_in_its_traceback() -> None:
+    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
+        await read_request(reader, seen)
+        writer.write(b"HTTP/1.1 200 OK\r\nbad header line\r\n\r\n")
+        await writer.drain()
+
+    async with scripted(script) as (url, _), client_for(url, AiohttpTransport()) as http:
+        with pytest.raises(httpx.TransportError) as caught:
+            await http.get(
+                "/api/v2/users-by-email",
+                params={"email": "jane@example.com"},
+                headers={"authorization": "Bearer s3cr3t-token"},
+            )
+    # What a logged exception prints: the error and every cause and context behind it.
+    printed = "".join(traceback.format_exception(caught.value))
+    for secret in ("jane", "example.com", "s3cr3t", "users-by-email"):
+        assert secret not in printed
+
+
+async def test_a_header_aiohttp_refuses_is_a_local_protocol_error_before_anything_is_sent() -> None:
+    async with scripted(json_server()) as (url, seen), client_for(url, AiohttpTransport()) as http:
+        with pytest.raises(httpx.LocalProtocolError):
+            await http.get("/x", headers={"authorization": "Bearer a\r\nx-injected: 1"})
+    assert seen.requests == []
+
+
+async def test_a_request_is_sent_once_even_when_a_kept_alive_connection_dies_under_it() -> None:
+    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
+        await read_request(reader, seen)
+        writer.write(answer("200 OK", b"{}"))  # the first answer keeps the connection
+        await writer.drain()
+        await read_request(reader, seen)  # the second request: hang up unanswered
+
+    async with scripted(script) as (url, seen), client_for(url, AiohttpTransport()) as http:
+        assert (await http.get("/first")).status_code == 200
+        with pytest.raises(httpx.TransportError) as caught:
+            await http.get("/second")  # a GET: aiohttp alone would have sent it again
+    assert not isinstance(caught.value, _NOT_SENT)
+    assert [r[0].split()[1] for r in seen.requests] == ["/first", "/second"]
+
+
+async def test_an_empty_post_gets_no_content_type_of_aiohttps_making() -> None:
+    async with scripted(json_server()) as (url, seen), client_for(url, AiohttpTransport()) as http:
+        response = await http.post(
+            "/api/v2/users/u/multifactor/actions/invalidate-remember-browser"
+        )
+    assert response.extensions["http_version"] == b"HTTP/1.1"
+    headers = seen.requests[0][1]
+    assert "content-type" not in headers
+    assert headers.get("content-length", "0") == "0"
