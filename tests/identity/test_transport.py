@@ -91,6 +91,17 @@ def json_server(status: str = "200 OK", body: object = None, *extra: str) -> Scr
     return script
 
 
+def replying(raw: bytes) -> Script:
+    """Reads one request, writes `raw` (whatever it is), then hangs up."""
+
+    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
+        await read_request(reader, seen)
+        writer.write(raw)
+        await writer.drain()
+
+    return script
+
+
 def client_for(
     url: str, transport: AiohttpTransport, timeout: httpx.Timeout = TIMEOUT
 ) -> httpx.AsyncClient:
@@ -144,11 +155,7 @@ async def test_connections_are_kept_and_reused() -> None:
 async def test_a_gzip_body_is_decoded_once() -> None:
     packed = gzip.compress(json.dumps({"users": [1, 2]}).encode())
 
-    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
-        await read_request(reader, seen)
-        writer.write(answer("200 OK", packed, "content-encoding: gzip"))
-        await writer.drain()
-
+    script = replying(answer("200 OK", packed, "content-encoding: gzip"))
     async with scripted(script) as (url, _), client_for(url, AiohttpTransport()) as http:
         response = await http.get("/x")
     assert response.json() == {"users": [1, 2]}
@@ -239,11 +246,7 @@ async def test_silence_after_the_request_is_a_read_timeout() -> None:
 
 
 async def test_a_body_cut_short_is_a_read_error() -> None:
-    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
-        await read_request(reader, seen)
-        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"users":')
-        await writer.drain()
-
+    script = replying(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"users":')
     async with scripted(script) as (url, _), client_for(url, AiohttpTransport()) as http:
         with pytest.raises(httpx.TransportError) as caught:
             await http.get("/x")
@@ -259,11 +262,7 @@ async def test_a_body_cut_short_is_a_read_error() -> None:
     ],
 )
 async def test_a_malformed_answer_is_a_protocol_error_and_names_no_url(garbage: bytes) -> None:
-    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
-        await read_request(reader, seen)
-        writer.write(garbage)
-        await writer.drain()
-
+    script = replying(garbage)
     async with scripted(script) as (url, _), client_for(url, AiohttpTransport()) as http:
         with pytest.raises(httpx.TransportError) as caught:
             await http.get("/api/v2/users-by-email", params={"email": "jane@example.com"})
@@ -273,11 +272,7 @@ async def test_a_malformed_answer_is_a_protocol_error_and_names_no_url(garbage: 
 
 
 async def test_an_oversized_header_block_is_refused_not_swallowed() -> None:
-    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
-        await read_request(reader, seen)
-        writer.write(b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * 100_000 + b"\r\n\r\n")
-        await writer.drain()
-
+    script = replying(b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * 100_000 + b"\r\n\r\n")
     async with scripted(script) as (url, _), client_for(url, AiohttpTransport()) as http:
         with pytest.raises(httpx.TransportError):
             await http.get("/x")
@@ -301,11 +296,7 @@ async def test_after_aclose_the_next_call_opens_a_new_session() -> None:
 
 
 async def test_a_failure_carries_no_url_address_or_token_anywhere_in_its_traceback() -> None:
-    async def script(reader: Reader, writer: Writer, seen: Seen) -> None:
-        await read_request(reader, seen)
-        writer.write(b"HTTP/1.1 200 OK\r\nbad header line\r\n\r\n")
-        await writer.drain()
-
+    script = replying(b"HTTP/1.1 200 OK\r\nbad header line\r\n\r\n")
     async with scripted(script) as (url, _), client_for(url, AiohttpTransport()) as http:
         with pytest.raises(httpx.TransportError) as caught:
             await http.get(
