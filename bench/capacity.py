@@ -191,7 +191,7 @@ def _drain(env: dict[str, str], known: list[str], secret: str) -> Drain:
             if time.monotonic() - started > 600:
                 raise SystemExit(f"bench: {last.sent:.0f} of {len(known)} mails after 600 s")
             time.sleep(0.2)
-        cpu = dyno.cpu_seconds()  # since its start: the start-up counts against it
+        cpu = dyno.cpu_seconds()  # since its start; `steady_ms` takes the start-up out
         rss = dyno.peak_rss_mb()
     return Drain(len(known), last.at - started, cpu, rss, startup_cpu, len(known) - int(at_ready))
 

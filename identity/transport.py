@@ -43,8 +43,7 @@ _NOT_SENT: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = 
 # Maybe sent: the request may have reached the server, so nothing may repeat it
 # blindly. Order matters (subclasses first).
 _MAYBE_SENT: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
-    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
-    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),  # SocketTimeoutError: sock_read
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
     (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # a malformed answer
     (aiohttp.ClientPayloadError, httpx.ReadError),
